@@ -1,12 +1,9 @@
+//! Development aid: parse and check files, print diagnostics.
 fn main() {
-    let path = std::env::args().nth(1).unwrap();
-    let text = std::fs::read_to_string(&path).unwrap();
-    let (m, d) = nudge_dsl::parse_module(0, &text);
-    let mut s = nudge_dsl::Sources::new();
-    s.add(path, text);
-    println!("{:#?}", m.items.len());
-    if std::env::args().nth(2).is_some() {
-        println!("{:#?}", m);
+    let paths: Vec<String> = std::env::args().skip(1).collect();
+    let mut sources = nudge_dsl::Sources::new();
+    match nudge_dsl::check_files(&mut sources, &paths) {
+        Ok(r) => println!("ok: {:?}", r.summary()),
+        Err(d) => print!("{}", sources.render(&d)),
     }
-    print!("{}", s.render(&d));
 }

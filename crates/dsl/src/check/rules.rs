@@ -1,0 +1,533 @@
+//! Rules: bindings, conditions and attributes, lowered into IR rules.
+
+use super::decls::Env;
+use super::exprs::Own;
+use crate::ast::{self, Cond, ExprKind, Ident, PatternAst, Qualifier, RuleAttr, RuleDecl};
+use crate::diagnostic::{Diagnostic, ErrorKind};
+use nudge_core::{FactKind, FieldId, TypeId, ValueType};
+use nudge_rete::ir::{self, cmp_fits, Aggregate, Builtin, Condition, Pattern, Slot, Window};
+use std::sync::Arc;
+
+/// What a binding holds.
+#[derive(Debug, Clone)]
+pub(crate) enum Shape {
+    /// A fact; `positive` is false for nothing (kept for `modify` checks).
+    Fact { ty: TypeId },
+    /// An aggregate group: its `by` fields then its value, by name.
+    Group(Vec<(String, ValueType)>),
+    /// The binding's condition had errors: references to it report nothing more.
+    Poison,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Binding {
+    pub name: Ident,
+    pub slot: Slot,
+    pub shape: Shape,
+}
+
+/// The state of checking one rule.
+pub(crate) struct RuleCx<'a> {
+    pub env: &'a Env,
+    pub diags: &'a mut Vec<Diagnostic>,
+    pub bindings: Vec<Binding>,
+    slots: u16,
+}
+
+/// A checked rule: the IR rule and its campaign, if any.
+pub(crate) struct CheckedRule {
+    pub rule: ir::Rule,
+    pub campaign: Option<usize>,
+}
+
+pub(crate) fn check_rule(
+    env: &Env,
+    r: &RuleDecl,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<CheckedRule> {
+    let before = diags.len();
+    let mut cx = RuleCx {
+        env,
+        diags,
+        bindings: Vec::new(),
+        slots: 0,
+    };
+    let mut rule = ir::Rule::new(r.name.name.as_str());
+    let campaign = cx.attributes(&r.attrs, &mut rule);
+    let mut conditions = Vec::new();
+    for c in &r.conditions {
+        if let Some(c) = cx.condition(c) {
+            conditions.push(c);
+        }
+    }
+    let mut actions = Vec::new();
+    for a in &r.actions {
+        if let Some(a) = cx.action(a) {
+            actions.push(a);
+        }
+    }
+    if cx.diags.len() > before {
+        return None;
+    }
+    rule.conditions = conditions;
+    rule.actions = actions;
+    Some(CheckedRule {
+        rule,
+        campaign: campaign.flatten(),
+    })
+}
+
+impl RuleCx<'_> {
+    pub fn binding(&self, name: &str) -> Option<&Binding> {
+        self.bindings.iter().find(|b| b.name.name == name)
+    }
+
+    fn bind(&mut self, name: Option<&Ident>, shape: Shape) {
+        let slot = Slot::new(self.slots);
+        self.slots = self.slots.saturating_add(1);
+        let Some(name) = name else { return };
+        if let Some(first) = self.binding(&name.name) {
+            let first = first.name.span;
+            self.diags.push(
+                Diagnostic::new(
+                    ErrorKind::DuplicateBinding,
+                    name.span,
+                    format!("`{}` is bound twice", name.name),
+                    "bound again here",
+                )
+                .note(first, "first bound here")
+                .help("give each pattern its own name"),
+            );
+            return;
+        }
+        self.bindings.push(Binding {
+            name: name.clone(),
+            slot,
+            shape,
+        });
+    }
+
+    /// Returns the campaign: `None` if unset, `Some(None)` if it did not resolve.
+    fn attributes(&mut self, attrs: &[RuleAttr], rule: &mut ir::Rule) -> Option<Option<usize>> {
+        let mut seen: Vec<(&'static str, ast::Span)> = Vec::new();
+        let mut campaign = None;
+        for a in attrs {
+            let key = match a {
+                RuleAttr::Salience(..) => "salience",
+                RuleAttr::Group(..) => "group",
+                RuleAttr::NoLoop(_) => "no-loop",
+                RuleAttr::Campaign(..) => "campaign",
+            };
+            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::Duplicate,
+                        a.span(),
+                        format!("`{key}` is given twice"),
+                        "given again here",
+                    )
+                    .note(*first, "first given here"),
+                );
+                continue;
+            }
+            seen.push((key, a.span()));
+            match a {
+                RuleAttr::Salience(n, span) => match i32::try_from(*n) {
+                    Ok(s) => rule.salience = s,
+                    Err(_) => self.diags.push(Diagnostic::new(
+                        ErrorKind::BadLiteral,
+                        *span,
+                        format!("salience {n} is out of range"),
+                        "must fit in 32 bits",
+                    )),
+                },
+                RuleAttr::Group(g, _) => rule.group = Some(Arc::from(g.name.as_str())),
+                RuleAttr::NoLoop(_) => rule.no_loop = true,
+                RuleAttr::Campaign(c, _) => {
+                    campaign = Some(
+                        self.env
+                            .campaigns
+                            .resolve(c, ErrorKind::UnknownName, self.diags)
+                            .map(|(i, _)| i),
+                    );
+                }
+            }
+        }
+        campaign
+    }
+
+    fn condition(&mut self, c: &Cond) -> Option<Condition> {
+        match c {
+            Cond::Pattern(p) if self.is_call(p) => {
+                let call = ast::Expr {
+                    kind: ExprKind::Call(p.ty.clone(), p.tests.clone()),
+                    span: p.span,
+                };
+                self.condition_expr(&call, None).map(Condition::Test)
+            }
+            Cond::Pattern(p) => {
+                let lowered = self.pattern(p, "");
+                let shape = match &lowered {
+                    Some(pat) => Shape::Fact { ty: pat.ty },
+                    None => Shape::Poison,
+                };
+                self.bind(p.binding.as_ref(), shape);
+                lowered.map(Condition::Pattern)
+            }
+            Cond::Not(p, _) => self.pattern(p, "not").map(Condition::Not),
+            Cond::Exists(p, _) => self.pattern(p, "exists").map(Condition::Exists),
+            Cond::Aggregate(a) => {
+                let lowered = self.aggregate(a);
+                let shape = match &lowered {
+                    Some((_, fields)) => Shape::Group(fields.clone()),
+                    None => Shape::Poison,
+                };
+                self.bind(a.binding.as_ref(), shape);
+                lowered.map(|(agg, _)| Condition::Aggregate(agg))
+            }
+            Cond::Test(e) => self.condition_expr(e, None).map(Condition::Test),
+        }
+    }
+
+    /// A bare `f(x)` line names a function, not a fact type, when `f` is one.
+    fn is_call(&self, p: &PatternAst) -> bool {
+        p.binding.is_none()
+            && p.qualifiers.is_empty()
+            && self.env.types.get(&p.ty.name).is_none()
+            && (Builtin::from_name(&p.ty.name).is_some()
+                || self.env.functions.get(&p.ty.name).is_some())
+    }
+
+    /// Checks a pattern; `keyword` is "not" or "exists" for those forms, which bind nothing.
+    fn pattern(&mut self, p: &PatternAst, keyword: &str) -> Option<Pattern> {
+        if let (Some(b), false) = (&p.binding, keyword.is_empty()) {
+            self.diags.push(
+                Diagnostic::new(
+                    ErrorKind::DuplicateBinding,
+                    b.span,
+                    format!("a `{keyword}` pattern binds nothing"),
+                    "cannot bind here",
+                )
+                .help(format!("remove `{}:`", b.name)),
+            );
+        }
+        let resolved = self
+            .env
+            .types
+            .resolve(&p.ty, ErrorKind::UnknownType, self.diags)
+            .map(|(_, ty)| *ty);
+        let ty = resolved?;
+        let own = Own {
+            ty,
+            binding: p.binding.as_ref().map(|b| b.name.as_str()),
+        };
+        let mut pattern = Pattern::new(ty);
+        let mut ok = true;
+        for t in &p.tests {
+            match self.condition_expr(t, Some(own)) {
+                Some(e) => pattern.tests.push(e),
+                None => ok = false,
+            }
+        }
+        match self.window(ty, &p.ty, &p.qualifiers) {
+            Some(w) => pattern.window = w,
+            None => ok = false,
+        }
+        ok.then_some(pattern)
+    }
+
+    fn window(&mut self, ty: TypeId, name: &Ident, qualifiers: &[Qualifier]) -> Option<Window> {
+        let mut window = Window::default();
+        let mut ok = true;
+        if let Some(q) = qualifiers.first() {
+            if self.env.schema.get(ty).kind() != FactKind::Event {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::BadTime,
+                        q.span(),
+                        format!(
+                            "`{}` is a fact: it has no time for `after` or `within`",
+                            name.name
+                        ),
+                        "not an event",
+                    )
+                    .help(format!(
+                        "declare `{}` as an `event`, or drop the time qualifier",
+                        name.name
+                    )),
+                );
+                return None;
+            }
+        }
+        for q in qualifiers {
+            match q {
+                Qualifier::Within(d, span) => {
+                    if window.within.is_some() {
+                        self.diags.push(Diagnostic::new(
+                            ErrorKind::BadTime,
+                            *span,
+                            "`within` is given twice".to_string(),
+                            "repeated",
+                        ));
+                        ok = false;
+                    } else if d.as_millis() <= 0 {
+                        self.diags.push(Diagnostic::new(
+                            ErrorKind::BadTime,
+                            *span,
+                            "a window must be longer than zero".to_string(),
+                            "empty window",
+                        ));
+                        ok = false;
+                    } else {
+                        window.within = Some(*d);
+                    }
+                }
+                Qualifier::After(b, span) => {
+                    if window.after.is_some() {
+                        self.diags.push(Diagnostic::new(
+                            ErrorKind::BadTime,
+                            *span,
+                            "`after` is given twice".to_string(),
+                            "repeated",
+                        ));
+                        ok = false;
+                        continue;
+                    }
+                    match self.binding(&b.name).map(|b| (b.slot, b.shape.clone())) {
+                        Some((slot, Shape::Fact { ty }))
+                            if self.env.schema.get(ty).kind() == FactKind::Event =>
+                        {
+                            window.after = Some(slot)
+                        }
+                        Some((_, Shape::Poison)) => ok = false,
+                        Some(_) => {
+                            self.diags.push(Diagnostic::new(
+                                ErrorKind::BadTime,
+                                b.span,
+                                format!("`after {}` needs an event binding", b.name),
+                                "not an event",
+                            ));
+                            ok = false;
+                        }
+                        None => {
+                            let d = super::names::unknown(
+                                ErrorKind::UnknownName,
+                                "binding",
+                                b,
+                                self.bindings.iter().map(|b| b.name.name.as_str()),
+                            );
+                            self.diags.push(d);
+                            ok = false;
+                        }
+                    }
+                }
+            }
+        }
+        ok.then_some(window)
+    }
+
+    fn aggregate(
+        &mut self,
+        a: &ast::AggregateAst,
+    ) -> Option<(Aggregate, Vec<(String, ValueType)>)> {
+        let (func, func_span) = a.func;
+        let mut ok = true;
+        if let Some(b) = &a.source.binding {
+            self.diags.push(
+                Diagnostic::new(
+                    ErrorKind::DuplicateBinding,
+                    b.span,
+                    "the pattern inside an aggregate binds nothing".to_string(),
+                    "cannot bind here",
+                )
+                .help("bind the aggregate instead: `n: count(...)`"),
+            );
+            ok = false;
+        }
+        if let Some(q) = a.source.qualifiers.first() {
+            self.diags.push(
+                Diagnostic::new(
+                    ErrorKind::BadTime,
+                    q.span(),
+                    "time qualifiers of an aggregate go after it".to_string(),
+                    "move this",
+                )
+                .help("write `n: count(page_view(...)) >= 3 within 30m`"),
+            );
+            ok = false;
+        }
+        let source = Own {
+            ty: self
+                .env
+                .types
+                .resolve(&a.source.ty, ErrorKind::UnknownType, self.diags)
+                .map(|(_, t)| *t)?,
+            binding: None,
+        };
+        let mut pattern = Pattern::new(source.ty);
+        for t in &a.source.tests {
+            match self.condition_expr(t, Some(source)) {
+                Some(e) => pattern.tests.push(e),
+                None => ok = false,
+            }
+        }
+        let value = match (&a.value, func) {
+            (Some(v), ir::AggFunc::Count) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::BadArgument,
+                        v.span,
+                        "`count` counts facts: it takes no value".to_string(),
+                        "extra value",
+                    )
+                    .help("use `count_distinct(pattern, field)` to count distinct values"),
+                );
+                ok = false;
+                None
+            }
+            (None, ir::AggFunc::Count) => None,
+            (None, f) => {
+                self.diags.push(
+                    Diagnostic::new(
+                        ErrorKind::BadArgument,
+                        func_span,
+                        format!("`{}` needs a value to aggregate", f.name()),
+                        "missing value",
+                    )
+                    .help(format!(
+                        "write `{}({}(...), field)`",
+                        f.name(),
+                        a.source.ty.name
+                    )),
+                );
+                ok = false;
+                None
+            }
+            (Some(v), _) => match self.expr(v, Some(source)) {
+                Some(t) => Some((t, v.span)),
+                None => {
+                    ok = false;
+                    None
+                }
+            },
+        };
+        let value_type = value.as_ref().and_then(|(t, _)| match t.ty {
+            super::exprs::Ty::Val(v) => Some(v),
+            super::exprs::Ty::Null => None,
+        });
+        let result = func.result_type(value_type);
+        if result.is_none() && ok {
+            let span = value.as_ref().map_or(func_span, |(_, s)| *s);
+            self.diags.push(Diagnostic::new(
+                ErrorKind::TypeMismatch,
+                span,
+                format!(
+                    "`{}` cannot aggregate {}",
+                    func.name(),
+                    value_type.map_or("null".to_string(), |t| t.to_string())
+                ),
+                "wrong type",
+            ));
+            ok = false;
+        }
+        let mut by: Vec<FieldId> = Vec::new();
+        let mut fields: Vec<(String, ValueType)> = Vec::new();
+        for f in &a.by {
+            let t = self.env.schema.get(source.ty);
+            match t.field_id(&f.name) {
+                Some(id) if by.contains(&id) => {
+                    self.diags.push(Diagnostic::new(
+                        ErrorKind::Duplicate,
+                        f.span,
+                        format!("`{}` is listed twice", f.name),
+                        "repeated",
+                    ));
+                    ok = false;
+                }
+                Some(id) => {
+                    by.push(id);
+                    fields.push((f.name.clone(), t.field_def(id).ty));
+                }
+                None => {
+                    let known: Vec<&str> = t.fields().iter().map(|f| &*f.name).collect();
+                    self.diags.push(super::names::unknown_with(
+                        ErrorKind::UnknownField,
+                        format!("`{}` has no field `{}`", t.name(), f.name),
+                        "no such field".to_string(),
+                        f,
+                        known,
+                    ));
+                    ok = false;
+                }
+            }
+        }
+        let having = match &a.having {
+            Some((op, e)) => match self.expr(e, None) {
+                Some(t) => {
+                    let fits = match (result, t.ty) {
+                        (Some(r), super::exprs::Ty::Val(v)) => cmp_fits(*op, r, v),
+                        _ => false,
+                    };
+                    if !fits && result.is_some() {
+                        self.diags.push(Diagnostic::new(
+                            ErrorKind::TypeMismatch,
+                            e.span,
+                            format!(
+                                "cannot compare the {} of `{}` with this",
+                                func.name(),
+                                a.source.ty.name
+                            ),
+                            "type mismatch",
+                        ));
+                        ok = false;
+                    }
+                    Some((*op, t.expr))
+                }
+                None => {
+                    ok = false;
+                    None
+                }
+            },
+            None => None,
+        };
+        let within = match a.within {
+            Some((d, span)) => {
+                if self.env.schema.get(source.ty).kind() != FactKind::Event {
+                    self.diags.push(Diagnostic::new(
+                        ErrorKind::BadTime,
+                        span,
+                        format!(
+                            "`{}` is a fact: only events are aggregated within a window",
+                            a.source.ty.name
+                        ),
+                        "not an event",
+                    ));
+                    ok = false;
+                } else if d.as_millis() <= 0 {
+                    self.diags.push(Diagnostic::new(
+                        ErrorKind::BadTime,
+                        span,
+                        "a window must be longer than zero".to_string(),
+                        "empty window",
+                    ));
+                    ok = false;
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        if !ok {
+            return None;
+        }
+        fields.push((func.name().to_string(), result?));
+        let agg = Aggregate {
+            func,
+            source: pattern,
+            value: value.map(|(t, _)| t.expr),
+            by,
+            having,
+            within,
+        };
+        Some((agg, fields))
+    }
+}
