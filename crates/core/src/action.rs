@@ -78,12 +78,22 @@ pub struct Param {
 pub struct ActionSignature {
     name: Arc<str>,
     params: Vec<Param>,
-    /// Whether arguments beyond `params` are accepted as scalar variables
-    /// (template variables of a message).
+    /// Whether arguments beyond `params` are accepted as variables (template
+    /// variables of a message, attributes of a coupon).
     extra_vars: bool,
-    /// Whether the action takes a block of branches, one per label (the arms
-    /// of a split).
-    branches: Option<DeclKind>,
+    /// Whether the action takes a block of branches, and what labels them.
+    branches: Option<Branches>,
+}
+
+/// What labels the branches of an action's block.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Branches {
+    /// The arms of the declaration passed in the parameter of this kind
+    /// (the arms of a split's experiment).
+    Arms(DeclKind),
+    /// A fixed set of outcomes (a coupon is `issued` or `refused`).
+    Outcomes(Vec<Arc<str>>),
 }
 
 impl ActionSignature {
@@ -112,16 +122,15 @@ impl ActionSignature {
         self
     }
 
-    /// Accepts extra scalar arguments as variables.
+    /// Accepts extra arguments as variables.
     pub fn with_extra_vars(mut self) -> Self {
         self.extra_vars = true;
         self
     }
 
-    /// Takes branches labelled by the arms of the declaration passed in the
-    /// parameter of kind `kind`.
-    pub fn with_branches(mut self, kind: DeclKind) -> Self {
-        self.branches = Some(kind);
+    /// Takes a block of branches labelled as `branches` says.
+    pub fn with_branches(mut self, branches: Branches) -> Self {
+        self.branches = Some(branches);
         self
     }
 
@@ -145,9 +154,9 @@ impl ActionSignature {
         self.extra_vars
     }
 
-    /// Which declaration's labels branch the action, if any.
-    pub fn branches(&self) -> Option<DeclKind> {
-        self.branches
+    /// What labels the action's branches, if it takes any.
+    pub fn branches(&self) -> Option<&Branches> {
+        self.branches.as_ref()
     }
 }
 
@@ -165,7 +174,8 @@ pub struct FunctionSignature {
 
 /// The marketing actions every ruleset may call.
 ///
-/// - `coupon(template: T, user: "u")` issues a coupon from template `T`.
+/// - `coupon(template: T, user: "u", ...attributes) { issued => ... refused => ... }`
+///   issues a coupon from template `T`; the optional branches run on the outcome.
 /// - `message(channel: "sms" | ["wechat", "sms"], template: "t", user: "u", ...vars)`
 ///   sends a message, falling back along a channel list.
 /// - `transition(machine: M, user: "u", to: S)` moves a user to state `S`.
@@ -176,7 +186,9 @@ pub fn builtin_actions() -> Vec<ActionSignature> {
     vec![
         ActionSignature::new("coupon")
             .param_of("template", ParamType::Decl(Coupon), true)
-            .param_of("user", string(), true),
+            .param_of("user", string(), true)
+            .with_extra_vars()
+            .with_branches(Branches::Outcomes(vec!["issued".into(), "refused".into()])),
         ActionSignature::new("message")
             .param_of(
                 "channel",
@@ -193,7 +205,7 @@ pub fn builtin_actions() -> Vec<ActionSignature> {
         ActionSignature::new("split")
             .param_of("experiment", ParamType::Decl(Experiment), true)
             .param_of("user", string(), true)
-            .with_branches(Experiment),
+            .with_branches(Branches::Arms(Experiment)),
     ]
 }
 

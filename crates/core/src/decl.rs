@@ -138,6 +138,11 @@ pub struct CouponDecl {
     pub name: Arc<str>,
     /// Face value of one coupon, counted against the budget.
     pub value: f64,
+    /// Smallest order the coupon applies to, if any.
+    pub min_spend: Option<f64>,
+    /// A percentage discount (in basis points) rather than a fixed amount;
+    /// `value` is then what one coupon is reckoned at against the budget.
+    pub discount_bp: Option<u32>,
     /// How many may be issued in all; `None` for unlimited.
     pub stock: Option<u64>,
     /// Total face value that may be issued; `None` for unlimited.

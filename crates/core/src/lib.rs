@@ -25,7 +25,9 @@ mod schema;
 mod time;
 mod value;
 
-pub use action::{builtin_actions, ActionSignature, DeclKind, FunctionSignature, Param, ParamType};
+pub use action::{
+    builtin_actions, ActionSignature, Branches, DeclKind, FunctionSignature, Param, ParamType,
+};
 pub use decision::Decision;
 pub use schema::{FactKind, FactType, FieldDef, FieldId, Schema, SchemaError, TypeId};
 pub use time::{

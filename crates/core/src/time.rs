@@ -22,7 +22,8 @@ use std::fmt;
 pub struct Duration(i64);
 
 /// The units a duration literal may use, largest first so formatting picks the
-/// largest unit that divides the value exactly.
+/// largest unit that divides the value exactly. Weeks are read but printed as
+/// days: marketers say "7 days" and "30 days", not "1 week" and "30 days".
 const UNITS: [(&str, i64); 6] = [
     ("w", 7 * 86_400_000),
     ("d", 86_400_000),
@@ -95,7 +96,7 @@ impl fmt::Display for Duration {
         }
         let sign = if self.0 < 0 { "-" } else { "" };
         let abs = self.0.unsigned_abs();
-        for (unit, scale) in UNITS {
+        for (unit, scale) in UNITS.into_iter().skip(1) {
             let scale = scale as u64;
             if abs % scale == 0 {
                 return write!(f, "{sign}{}{unit}", abs / scale);
@@ -205,6 +206,8 @@ mod tests {
         assert_eq!(Duration::from_millis(90_000).to_string(), "90s");
         assert_eq!(Duration::from_millis(86_400_000).to_string(), "1d");
         assert_eq!(Duration::from_millis(1_500).to_string(), "1500ms");
+        assert_eq!("1w".parse::<Duration>().unwrap().to_string(), "7d");
+        assert_eq!("14d".parse::<Duration>().unwrap().to_string(), "14d");
     }
 
     #[test]

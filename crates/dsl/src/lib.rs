@@ -36,3 +36,5 @@ mod parser;
 pub use check::{check, check_files, check_str, CheckedRuleset, Summary};
 pub use diagnostic::{Diagnostic, ErrorKind, LineCol, Sources};
 pub use parser::{parse_module, MAX_EXPR_DEPTH, MAX_NESTING};
+mod format;
+pub use format::format_module;

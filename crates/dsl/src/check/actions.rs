@@ -7,7 +7,7 @@ use super::rules::{RuleCx, Shape};
 use crate::ast::{ActionKind, ActionStmt, Branch, ExprKind, Ident, NamedArg, Span};
 use crate::diagnostic::{Diagnostic, ErrorKind};
 use nudge_core::{
-    builtin_actions, ActionSignature, DeclKind, FieldId, ParamType, TypeId, ValueType,
+    builtin_actions, ActionSignature, Branches, DeclKind, FieldId, ParamType, TypeId, ValueType,
 };
 use nudge_rete::ir::{Action, Arg, Emit, Expr, Slot};
 use std::sync::Arc;
@@ -81,7 +81,22 @@ impl RuleCx<'_> {
 
     fn fact_binding(&mut self, b: &Ident, verb: &str) -> Option<(Slot, TypeId)> {
         match self.binding(&b.name).map(|x| (x.slot, x.shape.clone())) {
-            Some((slot, Shape::Fact { ty })) => Some((slot, ty)),
+            Some((slot, Shape::Fact { ty })) => {
+                if verb == "modify" && self.env.schema.get(ty).kind() == nudge_core::FactKind::Event
+                {
+                    self.diags.push(
+                        Diagnostic::new(
+                            ErrorKind::TypeMismatch,
+                            b.span,
+                            format!("`{}` is an event: what happened cannot be modified", b.name),
+                            "an event",
+                        )
+                        .help("insert or modify a fact that records it instead"),
+                    );
+                    return None;
+                }
+                Some((slot, ty))
+            }
             Some((_, Shape::Poison)) => None,
             Some((_, Shape::Group(_))) => {
                 self.diags.push(Diagnostic::new(
@@ -138,6 +153,13 @@ impl RuleCx<'_> {
                 ok = false;
                 continue;
             };
+            if !def.optional && self.may_be_missing(&v) {
+                let d =
+                    self.missing_value(&arg.value, &format!("field `{}` needs a value", def.name));
+                self.diags.push(d);
+                ok = false;
+                continue;
+            }
             let fits = match v.ty {
                 Ty::Val(vt) => vt == def.ty || (vt == ValueType::Int && def.ty == ValueType::Float),
                 Ty::Null => def.optional,
@@ -308,7 +330,8 @@ impl RuleCx<'_> {
         out.sort_by_key(|(n, _)| args.iter().position(|a| *a.name.name == **n));
         let branches = match (branches, sig.branches()) {
             (None, _) => Vec::new(),
-            (Some(bs), Some(_)) => match self.branches(bs, arms.as_deref()) {
+            (Some(bs), Some(labels)) => match self.branches(bs, labels_of(labels, arms).as_deref())
+            {
                 Some(b) => b,
                 None => {
                     ok = false;
@@ -342,6 +365,14 @@ impl RuleCx<'_> {
         required: bool,
     ) -> Option<Arg> {
         let t = self.expr(&arg.value, None)?;
+        if required && self.may_be_missing(&t) {
+            let d = self.missing_value(
+                &arg.value,
+                &format!("`{}` of `{action}` needs a value", arg.name.name),
+            );
+            self.diags.push(d);
+            return None;
+        }
         let fits = match t.ty {
             Ty::Val(v) => {
                 types.contains(&v) || (v == ValueType::Int && types.contains(&ValueType::Float))
@@ -505,6 +536,35 @@ impl RuleCx<'_> {
             out.push((b.label.name.as_str().into(), actions));
         }
         (ok && arms.is_some()).then_some(out)
+    }
+}
+
+/// The labels an action's branches may use, once its arguments are known.
+impl RuleCx<'_> {
+    /// Whether `t` reads an optional field that no condition requires.
+    fn may_be_missing(&self, t: &super::exprs::Typed) -> bool {
+        t.nullable && matches!(t.expr, Expr::Bound(..)) && !self.present.contains(&t.expr)
+    }
+
+    fn missing_value(&self, e: &crate::ast::Expr, need: &str) -> Diagnostic {
+        let shown = match &e.kind {
+            ExprKind::Path(a, Some(f)) => format!("{}.{}", a.name, f.name),
+            _ => "this".to_string(),
+        };
+        Diagnostic::new(
+            ErrorKind::TypeMismatch,
+            e.span,
+            format!("{need}, but `{shown}` is optional and may be missing"),
+            "may be missing",
+        )
+        .help(format!("add the condition `{shown} != null` to the rule"))
+    }
+}
+
+fn labels_of(branches: &Branches, arms: Option<Vec<String>>) -> Option<Vec<String>> {
+    match branches {
+        Branches::Arms(_) => arms,
+        Branches::Outcomes(outcomes) => Some(outcomes.iter().map(|o| o.to_string()).collect()),
     }
 }
 

@@ -574,6 +574,8 @@ impl Env {
                 "per_user",
                 "valid_for",
                 "shards",
+                "min_spend",
+                "discount",
             ],
             diags,
         );
@@ -591,15 +593,29 @@ impl Env {
         let shards = b
             .get("shards")
             .map(|v| settings::count(&v.value, 1, 1024, diags));
+        let min_spend = b
+            .get("min_spend")
+            .map(|v| settings::amount(&v.value, diags));
+        let discount = b.get("discount").map(|v| match v.value.words.as_slice() {
+            [w] => settings::basis_points(w, v.value.span, diags),
+            _ => {
+                diags.push(settings::bad(&v.value, "a percentage such as `50%`"));
+                None
+            }
+        });
         let all_ok = stock.is_none_or(|x| x.is_some())
             && budget.is_none_or(|x| x.is_some())
             && per_user.is_none_or(|x| x.is_some())
             && valid_for.is_none_or(|x| x.is_some())
-            && shards.is_none_or(|x| x.is_some());
+            && shards.is_none_or(|x| x.is_some())
+            && min_spend.is_none_or(|x| x.is_some())
+            && discount.is_none_or(|x| x.is_some());
         if let (Some(value), true) = (value, all_ok) {
             self.decls.coupons.push(CouponDecl {
                 name: s.name.name.as_str().into(),
                 value,
+                min_spend: min_spend.flatten(),
+                discount_bp: discount.flatten(),
                 stock: stock.flatten().map(|s| s as u64),
                 budget: budget.flatten(),
                 per_user: per_user.flatten(),

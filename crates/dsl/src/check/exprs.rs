@@ -533,6 +533,9 @@ impl RuleCx<'_> {
                                 );
                             }
                         }
+                        for item in items {
+                            self.check_state(&lhs.expr, item, own);
+                        }
                         Expr::In(Box::new(lhs.expr), values)
                     }
                     _ => {
@@ -566,6 +569,10 @@ impl RuleCx<'_> {
             BinOp::Cmp(cmp) => {
                 let (a, b) = (self.expr(l, own), self.expr(r, own));
                 let (a, b) = (a?, b?);
+                if matches!(cmp, CmpOp::Eq | CmpOp::Ne) {
+                    self.check_state(&a.expr, r, own);
+                    self.check_state(&b.expr, l, own);
+                }
                 match (a.ty, b.ty) {
                     (Ty::Null, Ty::Null) => {
                         return self.mismatch(e.span, "comparing null with null".to_string(), None)
@@ -642,6 +649,48 @@ impl RuleCx<'_> {
                     ),
                 }
             }
+        }
+    }
+
+    /// A string compared with a state machine's `state` field must name one
+    /// of its states.
+    fn check_state(&mut self, field: &Expr, literal: &ast::Expr, own: Option<Own<'_>>) {
+        let ExprKind::Lit(Literal::Str(state)) = &literal.kind else {
+            return;
+        };
+        let (ty, f) = match (field, own) {
+            (Expr::Own(f), Some(own)) => (own.ty, *f),
+            (Expr::Bound(slot, f), _) => match self
+                .bindings
+                .iter()
+                .find(|b| b.slot == *slot)
+                .map(|b| &b.shape)
+            {
+                Some(Shape::Fact { ty }) => (*ty, *f),
+                _ => return,
+            },
+            _ => return,
+        };
+        let t = self.env.schema.get(ty);
+        if &*t.field_def(f).name != "state" {
+            return;
+        }
+        let Some((_, states)) = self.env.machines.get(t.name()) else {
+            return;
+        };
+        if !states.iter().any(|s| s == state) {
+            let ident = Ident {
+                name: state.clone(),
+                span: literal.span,
+            };
+            let d = unknown_with(
+                ErrorKind::UnknownState,
+                format!("machine `{}` has no state `{state}`", t.name()),
+                "no such state".to_string(),
+                &ident,
+                states.iter().map(String::as_str),
+            );
+            self.diags.push(d);
         }
     }
 

@@ -32,6 +32,9 @@ pub(crate) struct RuleCx<'a> {
     pub diags: &'a mut Vec<Diagnostic>,
     pub bindings: Vec<Binding>,
     slots: u16,
+    /// Optional fields the conditions require to be present (`x != null`),
+    /// as bound-field expressions: actions may pass them where a value is required.
+    pub present: Vec<ir::Expr>,
 }
 
 /// A checked rule: the IR rule and its campaign, if any.
@@ -51,6 +54,7 @@ pub(crate) fn check_rule(
         diags,
         bindings: Vec::new(),
         slots: 0,
+        present: Vec::new(),
     };
     let mut rule = ir::Rule::new(r.name.name.as_str());
     let campaign = cx.attributes(&r.attrs, &mut rule);
@@ -185,7 +189,28 @@ impl RuleCx<'_> {
                 self.bind(a.binding.as_ref(), shape);
                 lowered.map(|(agg, _)| Condition::Aggregate(agg))
             }
-            Cond::Test(e) => self.condition_expr(e, None).map(Condition::Test),
+            Cond::Test(e) => {
+                let test = self.condition_expr(e, None)?;
+                self.note_present(&test, None);
+                Some(Condition::Test(test))
+            }
+        }
+    }
+
+    /// Records the fields a condition requires to be present; `own` is the
+    /// slot a pattern's own fields will be bound at.
+    fn note_present(&mut self, e: &ir::Expr, own: Option<Slot>) {
+        use ir::{CmpOp, Expr};
+        match e {
+            Expr::And(xs) => xs.iter().for_each(|x| self.note_present(x, own)),
+            Expr::Cmp(CmpOp::Ne, a, b) if matches!(**b, Expr::Const(nudge_core::Value::Null)) => {
+                match (&**a, own) {
+                    (Expr::Own(f), Some(slot)) => self.present.push(Expr::Bound(slot, *f)),
+                    (bound @ Expr::Bound(..), _) => self.present.push(bound.clone()),
+                    _ => {}
+                }
+            }
+            _ => {}
         }
     }
 
@@ -227,6 +252,12 @@ impl RuleCx<'_> {
             match self.condition_expr(t, Some(own)) {
                 Some(e) => pattern.tests.push(e),
                 None => ok = false,
+            }
+        }
+        if keyword.is_empty() {
+            let slot = Slot::new(self.slots);
+            for t in &pattern.tests {
+                self.note_present(t, Some(slot));
             }
         }
         match self.window(ty, &p.ty, &p.qualifiers) {

@@ -1,0 +1,122 @@
+//! The `nudge` command line, run as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn nudge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nudge"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the nudge binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_accepts_the_example_campaign_with_a_summary() {
+    let out = nudge(&["check", "examples/campaign/main.nudge"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    assert!(
+        stdout.contains(" rules, ")
+            && stdout.contains(" types, ")
+            && stdout.contains(" declarations"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_reports_three_mistakes_with_positions_and_carets() {
+    let out = nudge(&["check", "testdata/cli/three_mistakes.nudge"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for position in [
+        "three_mistakes.nudge:14:23",
+        "three_mistakes.nudge:21:28",
+        "three_mistakes.nudge:30:54",
+    ] {
+        assert!(
+            stderr.contains(position),
+            "missing {position} in:\n{stderr}"
+        );
+    }
+    assert_eq!(stderr.matches("^^^^").count(), 3, "{stderr}");
+    assert!(stderr.contains("did you mean `amount`?"), "{stderr}");
+    assert!(stderr.contains("error: 3 problems found"), "{stderr}");
+}
+
+#[test]
+fn check_reports_an_unreadable_file() {
+    let out = nudge(&["check", "no/such/file.nudge"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read `no/such/file.nudge`"));
+}
+
+fn scratch(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nudge-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rules.nudge");
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+#[test]
+fn fmt_check_flags_unformatted_files_and_fmt_fixes_them() {
+    let messy = "event e{key user_id:string}\nrule r{when x:e() then message(channel:\"sms\",template:\"t\",user:x.user_id)}\n";
+    let path = scratch("fmt", messy);
+    let p = path.to_str().unwrap();
+    let out = nudge(&["fmt", "--check", p]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("would reformat"));
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        messy,
+        "--check changes nothing"
+    );
+    assert!(nudge(&["fmt", p]).status.success());
+    let formatted = std::fs::read_to_string(&path).unwrap();
+    assert_ne!(formatted, messy);
+    assert!(
+        nudge(&["fmt", "--check", p]).status.success(),
+        "formatting is idempotent"
+    );
+    assert!(nudge(&["check", p]).status.success());
+}
+
+#[test]
+fn fmt_leaves_files_with_syntax_errors_alone() {
+    let broken = "rule r { when then }\n";
+    let path = scratch("broken", broken);
+    let out = nudge(&["fmt", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("fix its syntax first"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
+}
+
+#[test]
+fn readme_quick_start_checks_as_written() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let after = readme
+        .split("A rule file, `first.nudge`:")
+        .nth(1)
+        .expect("the quick start is in the README");
+    let block = after.split("```").nth(1).expect("a code block follows");
+    let path = scratch("quickstart", block.trim_start_matches('\n'));
+    let out = nudge(&["check", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "ok: 1 rules, 3 types, 0 declarations in 1 files"
+    );
+    assert!(
+        nudge(&["fmt", "--check", path.to_str().unwrap()])
+            .status
+            .success(),
+        "the quick start is formatted"
+    );
+}
