@@ -113,7 +113,8 @@ pub struct Pattern {
     pub tests: Vec<Expr>,
     /// Equality joins with earlier bindings (hash-joined).
     pub joins: Vec<Join>,
-    /// Every other test: reads earlier bindings, the clock or host functions.
+    /// Every other test: reads earlier bindings, the clock, membership sets
+    /// or host functions.
     pub filters: Vec<Expr>,
     /// Time constraint.
     pub window: Window,

@@ -179,9 +179,11 @@ fn classify(scope: &Scope<'_>, e: Expr) -> Class {
             }
         }
     }
+    // Membership sets can be replaced at run time, so a membership test is a
+    // filter: alpha memories hold what depends on the fact alone.
     let mut pure = true;
     e.visit(&mut |x| match x {
-        Expr::Bound(..) | Expr::Host(..) => pure = false,
+        Expr::Bound(..) | Expr::Host(..) | Expr::InSet(..) => pure = false,
         Expr::Call(b, _) if b.reads_clock() => pure = false,
         _ => {}
     });

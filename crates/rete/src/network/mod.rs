@@ -1,0 +1,184 @@
+//! The compiled network: an immutable Rete network built from a
+//! [`RuleSet`], shared by every session that runs against it.
+
+mod alpha;
+mod compile;
+mod graph;
+
+pub(crate) use alpha::{AlphaMemId, AlphaNet};
+pub use compile::CompileError;
+pub use graph::{GraphEdge, GraphNode, NodeKind};
+
+use crate::ir::{Expr, Join, RuleId, RuleSet};
+use std::sync::Arc;
+
+/// Index of a beta node.
+pub(crate) type BetaId = u32;
+
+/// An action ready to run: names resolved to values, emits numbered.
+#[derive(Debug)]
+pub(crate) enum CAction {
+    Insert {
+        ty: nudge_core::TypeId,
+        fields: Vec<(nudge_core::FieldId, Expr)>,
+    },
+    Modify {
+        slot: crate::ir::Slot,
+        fields: Vec<(nudge_core::FieldId, Expr)>,
+    },
+    Retract {
+        slot: crate::ir::Slot,
+    },
+    Emit {
+        emit: u32,
+        args: Vec<Expr>,
+        branches: Vec<(Arc<str>, Vec<CAction>)>,
+    },
+}
+
+/// The names of one emitted action and its arguments.
+#[derive(Debug)]
+pub(crate) struct EmitInfo {
+    pub action: Arc<str>,
+    pub arg_names: Vec<Arc<str>>,
+}
+
+/// The input side of a join, negation or existence node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Input {
+    pub alpha: AlphaMemId,
+    pub joins: Vec<Join>,
+    pub filters: Vec<Expr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum BetaKind {
+    /// Holds the one empty token every rule starts from.
+    Root,
+    /// Extends each token with each matching fact.
+    Join(Input),
+    /// Passes a token while no fact matches.
+    Not(Input),
+    /// Passes a token while at least one fact matches.
+    Exists(Input),
+    /// Passes a token when the test holds.
+    Test(Expr),
+    /// A rule's activations.
+    Terminal(RuleId),
+}
+
+#[derive(Debug)]
+pub(crate) struct BetaNode {
+    pub kind: BetaKind,
+    pub parent: BetaId,
+    pub children: Vec<BetaId>,
+    /// Distance from the root: the depth of the tokens this node holds.
+    pub depth: u16,
+    /// For each slot bound on the way here, the depth of the token holding its fact.
+    pub slot_depth: Vec<u16>,
+}
+
+/// Counts that show how much the network shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NetworkStats {
+    /// Rules.
+    pub rules: usize,
+    /// Alpha test nodes (type roots not counted).
+    pub alpha_nodes: usize,
+    /// Alpha memories: distinct chains of tests on one fact.
+    pub alpha_memories: usize,
+    /// Join, negation, existence and test nodes (root and terminals not counted).
+    pub beta_nodes: usize,
+    /// Alpha and beta nodes used by more than one rule.
+    pub shared_nodes: usize,
+}
+
+/// A compiled ruleset: immutable, `Send + Sync`, and meant to be shared
+/// behind an [`Arc`] by any number of sessions on any number of threads.
+///
+/// ```
+/// use nudge_core::{FactKind, FactType, Schema, Value, ValueType};
+/// use nudge_rete::ir::{Condition, Expr, Pattern, Rule, RuleSet};
+/// use nudge_rete::Network;
+///
+/// let mut schema = Schema::new();
+/// let order = schema.add(FactType::new("order_paid", FactKind::Event)
+///     .field("amount", ValueType::Float, false))?;
+/// let amount = schema.get(order).field_id("amount").unwrap();
+/// let mut rules = RuleSet::new(schema);
+/// for name in ["a", "b"] {
+///     let big = Pattern::new(order).test(Expr::own(amount).gt(Expr::value(100.0)));
+///     rules.add_rule(Rule::new(name).when(Condition::Pattern(big)))?;
+/// }
+/// let network = Network::compile(rules)?;
+/// assert_eq!(network.stats().alpha_nodes, 1, "both rules share `amount > 100`");
+/// Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Network {
+    pub(crate) rules: RuleSet,
+    pub(crate) alpha: AlphaNet,
+    /// Beta nodes by id; 0 is the root.
+    pub(crate) beta: Vec<BetaNode>,
+    /// For each alpha memory, the nodes it feeds (right inputs).
+    pub(crate) alpha_successors: Vec<Vec<BetaId>>,
+    /// For each alpha node, the rules whose chains pass through it.
+    pub(crate) alpha_rules: Vec<Vec<RuleId>>,
+    /// For each beta node, the rules it serves.
+    pub(crate) beta_rules: Vec<Vec<RuleId>>,
+    /// For each rule, its actions ready to run.
+    pub(crate) actions: Vec<Vec<CAction>>,
+    /// Every emit of every rule, by number.
+    pub(crate) emits: Vec<EmitInfo>,
+    /// For each rule, the index of its activation group, if any.
+    pub(crate) rule_group: Vec<Option<u32>>,
+    pub(crate) groups: usize,
+}
+
+impl Network {
+    /// Compiles a rule set into a network.
+    pub fn compile(rules: RuleSet) -> Result<Network, CompileError> {
+        compile::compile(rules)
+    }
+
+    /// Compiles and wraps in an [`Arc`], ready to share.
+    pub fn shared(rules: RuleSet) -> Result<Arc<Network>, CompileError> {
+        Self::compile(rules).map(Arc::new)
+    }
+
+    /// The rule set the network was compiled from.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Node counts.
+    pub fn stats(&self) -> NetworkStats {
+        let alpha_nodes = self.alpha.nodes.len() - self.alpha.roots.len();
+        let beta_nodes = self
+            .beta
+            .iter()
+            .filter(|n| !matches!(n.kind, BetaKind::Root | BetaKind::Terminal(_)))
+            .count();
+        let shared_alpha = self
+            .alpha_rules
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| self.alpha.nodes[*i].test.is_some() && r.len() > 1)
+            .count();
+        let shared_beta = self
+            .beta
+            .iter()
+            .zip(&self.beta_rules)
+            .filter(|(n, r)| {
+                !matches!(n.kind, BetaKind::Root | BetaKind::Terminal(_)) && r.len() > 1
+            })
+            .count();
+        NetworkStats {
+            rules: self.rules.rules().len(),
+            alpha_nodes,
+            alpha_memories: self.alpha.mems.len(),
+            beta_nodes,
+            shared_nodes: shared_alpha + shared_beta,
+        }
+    }
+}

@@ -1,0 +1,980 @@
+//! Sessions: the mutable side of the engine. A session holds working
+//! memory, the partial matches of every node, and the agenda; it runs
+//! against one shared, immutable [`Network`].
+
+mod agenda;
+mod decisions;
+mod facts;
+mod tokens;
+
+pub use decisions::DecisionRef;
+pub use facts::{FactError, FactId};
+
+use crate::ir::{eval, test, Env, Expr, FunctionId, SetId, Slot};
+use crate::network::{BetaId, BetaKind, BetaNode, CAction, Input, Network};
+use agenda::{Activation, Agenda};
+use decisions::DecisionLog;
+use facts::{validate, FactData, FactStore};
+use nudge_core::{FieldId, Timestamp, TypeId, Value};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use smallvec::SmallVec;
+use std::cmp::Reverse;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use tokens::{Tokens, NONE};
+
+/// What a session asks of its host while matching and firing.
+///
+/// Every method has a default, so a host implements only what its rules
+/// use: membership sets (audiences), host functions, and the choice of a
+/// branch for actions that have them.
+pub trait Host {
+    /// Whether `key` is a member of set `set`.
+    fn in_set(&self, set: SetId, key: &Value) -> bool {
+        let _ = (set, key);
+        false
+    }
+
+    /// Calls host function `function`; `Value::Null` when it has no answer.
+    fn call(&self, function: FunctionId, args: &[Value]) -> Value {
+        let _ = (function, args);
+        Value::Null
+    }
+
+    /// Picks the branch to run for a decision whose action has branches
+    /// (an experiment's arm, a coupon's outcome); `None` runs none.
+    fn choose(&mut self, decision: DecisionRef<'_>) -> Option<Arc<str>> {
+        let _ = decision;
+        None
+    }
+}
+
+/// A host with no sets, no functions and no branch choices.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHost;
+
+impl Host for NoHost {}
+
+/// Session settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    /// Most rule firings one call to [`Session::fire`] may make before it
+    /// stops with [`SessionError::RunLimit`]: a guard against rules that
+    /// activate each other for ever.
+    pub max_firings: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_firings: 100_000,
+        }
+    }
+}
+
+/// Why a session call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A fact was refused; the session is unchanged.
+    #[error(transparent)]
+    Fact(#[from] FactError),
+    /// `fire` reached its firing limit with activations still pending.
+    #[error("stopped after {fired} rule firings with activations still pending: rules may be activating each other for ever (raise `max_firings` if not)")]
+    RunLimit {
+        /// Firings made by the call.
+        fired: usize,
+    },
+    /// An action of a firing rule failed; earlier actions took effect.
+    #[error("rule `{rule}`: {error}")]
+    Action {
+        /// The rule.
+        rule: String,
+        /// What went wrong.
+        error: FactError,
+    },
+}
+
+/// Per-node memories of a join, negation or existence node.
+#[derive(Debug, Default)]
+struct NodeMem {
+    /// Tokens by join key: for a join, its parent's tokens; for `not` and
+    /// `exists`, its own tokens.
+    left: FxHashMap<u64, SmallVec<[u32; 2]>>,
+    /// Facts of the right input by join key (kept only where left tokens can
+    /// arrive after facts, i.e. below the root).
+    right: FxHashMap<u64, SmallVec<[FactId; 2]>>,
+}
+
+/// Everything of a session but its network, so that the network can be
+/// borrowed while the state changes.
+struct State<H> {
+    host: H,
+    facts: FactStore,
+    tokens: Tokens,
+    mems: Vec<NodeMem>,
+    agenda: Agenda,
+    decisions: DecisionLog,
+    seq: u64,
+    now: Timestamp,
+    firing: Option<usize>,
+    group_fired: FxHashSet<(u32, FactId)>,
+    alpha_stack: Vec<u32>,
+    alpha_found: Vec<u32>,
+    config: SessionConfig,
+}
+
+/// A working memory and agenda over a shared [`Network`].
+///
+/// ```
+/// use nudge_core::{FactKind, FactType, Schema, Value, ValueType};
+/// use nudge_rete::ir::{Action, Arg, Condition, Emit, Expr, Pattern, Rule, RuleSet, Slot};
+/// use nudge_rete::{Network, Session};
+///
+/// let mut schema = Schema::new();
+/// let order = schema.add(FactType::new("order_paid", FactKind::Event)
+///     .field("user_id", ValueType::String, false)
+///     .field("amount", ValueType::Float, false))?;
+/// let (user, amount) = (nudge_core::FieldId::new(0), nudge_core::FieldId::new(1));
+/// let mut rules = RuleSet::new(schema);
+/// rules.add_rule(
+///     Rule::new("big_order")
+///         .when(Condition::Pattern(Pattern::new(order).test(Expr::own(amount).gt(Expr::value(100.0)))))
+///         .then(Action::Emit(Emit {
+///             action: "coupon".into(),
+///             args: vec![("user".into(), Arg::Expr(Expr::bound(Slot::new(0), user)))],
+///             branches: vec![],
+///         })),
+/// )?;
+/// let network = Network::shared(rules)?;
+/// let mut session = Session::new(network);
+/// session.insert(order, vec![Value::from("u1"), Value::Float(250.0)])?;
+/// session.insert(order, vec![Value::from("u2"), Value::Float(20.0)])?;
+/// assert_eq!(session.fire()?, 1);
+/// let d = session.decisions().next().unwrap();
+/// assert_eq!((d.rule_name(), d.action()), ("big_order", "coupon"));
+/// assert_eq!(d.arg("user"), Some(&Value::from("u1")));
+/// Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Session<H: Host = NoHost> {
+    net: Arc<Network>,
+    state: State<H>,
+}
+
+impl Session<NoHost> {
+    /// A session with no host.
+    pub fn new(net: Arc<Network>) -> Self {
+        Session::with_host(net, NoHost)
+    }
+}
+
+impl<H: Host> Session<H> {
+    /// A session whose sets, functions and branch choices come from `host`.
+    pub fn with_host(net: Arc<Network>, host: H) -> Self {
+        let mut mems = Vec::with_capacity(net.beta.len());
+        mems.resize_with(net.beta.len(), NodeMem::default);
+        let mut state = State {
+            host,
+            facts: FactStore::default(),
+            tokens: Tokens::default(),
+            mems,
+            agenda: Agenda::default(),
+            decisions: DecisionLog::default(),
+            seq: 0,
+            now: Timestamp::from_millis(0),
+            firing: None,
+            group_fired: FxHashSet::default(),
+            alpha_stack: Vec::new(),
+            alpha_found: Vec::new(),
+            config: SessionConfig::default(),
+        };
+        let root = state.tokens.add(0, NONE, FactId::NONE, 0, FactId::NONE);
+        state.activate(&net, root);
+        Session { net, state }
+    }
+
+    /// Changes the settings.
+    pub fn set_config(&mut self, config: SessionConfig) {
+        self.state.config = config;
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Arc<Network> {
+        &self.net
+    }
+
+    /// The host.
+    pub fn host(&self) -> &H {
+        &self.state.host
+    }
+
+    /// The host, to change it (new audiences...).
+    pub fn host_mut(&mut self) -> &mut H {
+        &mut self.state.host
+    }
+
+    /// Sets the clock that `now()` reads.
+    pub fn set_time(&mut self, now: Timestamp) {
+        self.state.now = now;
+    }
+
+    /// Inserts a fact of type `ty` with one value per declared field
+    /// (`Value::Null` for a missing optional field). A wrong value is an
+    /// error and leaves the session unchanged.
+    pub fn insert(&mut self, ty: TypeId, values: Vec<Value>) -> Result<FactId, FactError> {
+        let values = validate(&self.net.rules, ty, values)?;
+        Ok(self.state.insert_valid(&self.net, ty, values))
+    }
+
+    /// Changes some fields of a fact, keeping its identity: its matches are
+    /// withdrawn and made again with the new values.
+    pub fn modify(&mut self, id: FactId, changes: &[(FieldId, Value)]) -> Result<(), FactError> {
+        self.state.modify(&self.net, id, changes)
+    }
+
+    /// Removes a fact and every partial match and pending activation it
+    /// took part in.
+    pub fn retract(&mut self, id: FactId) -> Result<(), FactError> {
+        self.state.retract(&self.net, id)
+    }
+
+    /// The type and values of a live fact.
+    pub fn fact(&self, id: FactId) -> Option<(TypeId, &[Value])> {
+        self.state.facts.get(id).map(|d| (d.ty, &d.values[..]))
+    }
+
+    /// Every live fact.
+    pub fn facts(&self) -> impl Iterator<Item = (FactId, TypeId, &[Value])> {
+        self.state
+            .facts
+            .ids()
+            .map(|(id, d)| (id, d.ty, &d.values[..]))
+    }
+
+    /// Number of live facts.
+    pub fn fact_count(&self) -> usize {
+        self.state.facts.len()
+    }
+
+    /// Number of live partial matches (tokens), for memory accounting.
+    pub fn token_count(&self) -> usize {
+        self.state.tokens.live_count()
+    }
+
+    /// Fires activations in conflict-resolution order (salience, then the
+    /// newest trigger, then rule order) until none is left; returns how many
+    /// fired. Decisions accumulate until [`Session::clear_decisions`].
+    pub fn fire(&mut self) -> Result<usize, SessionError> {
+        self.state.fire(&self.net)
+    }
+
+    /// The decisions made since they were last cleared, in order.
+    pub fn decisions(&self) -> impl Iterator<Item = DecisionRef<'_>> {
+        let log = &self.state.decisions;
+        (0..log.len()).map(move |i| log.get(&self.net, i))
+    }
+
+    /// Number of decisions held.
+    pub fn decision_count(&self) -> usize {
+        self.state.decisions.len()
+    }
+
+    /// Forgets the decisions made so far (their buffers are reused).
+    pub fn clear_decisions(&mut self) {
+        self.state.decisions.clear();
+    }
+
+    /// Owned copies of the decisions, which are then cleared.
+    pub fn take_decisions(&mut self) -> Vec<nudge_core::Decision> {
+        let out = self.decisions().map(|d| d.to_decision()).collect();
+        self.clear_decisions();
+        out
+    }
+
+    /// Every complete match of every rule, fired or not: the rule and the
+    /// fact bound at each slot. This is what the differential tests compare
+    /// with the reference evaluator.
+    pub fn matches(&self) -> Vec<(crate::ir::RuleId, Vec<FactId>)> {
+        let mut out = Vec::new();
+        for (t, tok) in self.state.tokens.slab.iter().enumerate() {
+            if !tok.live {
+                continue;
+            }
+            if let BetaKind::Terminal(rule) = self.net.beta[tok.node as usize].kind {
+                out.push((rule, self.state.slots_of(&self.net, t as u32).to_vec()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The rules that have activations waiting (after refraction, groups
+    /// and no-loop), in firing order: what `fire` would fire first, for
+    /// tests and tooling.
+    pub fn pending(&self) -> Vec<(crate::ir::RuleId, Vec<FactId>)> {
+        let mut out: Vec<(Activation, Vec<FactId>)> = Vec::new();
+        for (t, tok) in self.state.tokens.slab.iter().enumerate() {
+            if !tok.live || tok.fired {
+                continue;
+            }
+            let node = &self.net.beta[tok.node as usize];
+            if let BetaKind::Terminal(rule) = node.kind {
+                let r = &self.net.rules.rules()[rule.index()];
+                let a = Activation {
+                    salience: r.salience,
+                    recency: tok.recency,
+                    rule: Reverse(rule.index() as u32),
+                    token: t as u32,
+                    generation: tok.generation,
+                };
+                let slots = self.state.slots_of(&self.net, t as u32);
+                out.push((a, slots.to_vec()));
+            }
+        }
+        out.sort_by(|a, b| b.0.cmp(&a.0));
+        out.into_iter()
+            .map(|(a, f)| (crate::ir::RuleId::new(a.rule.0), f))
+            .collect()
+    }
+}
+
+fn hash_key<'a>(values: impl Iterator<Item = &'a Value>) -> u64 {
+    let mut h = FxHasher::default();
+    for v in values {
+        v.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn input(node: &BetaNode) -> Option<&Input> {
+    match &node.kind {
+        BetaKind::Join(i) | BetaKind::Not(i) | BetaKind::Exists(i) => Some(i),
+        _ => None,
+    }
+}
+
+/// Reads bound facts through a token's ancestry, and the tested fact.
+struct MatchEnv<'a, H> {
+    state: &'a State<H>,
+    net: &'a Network,
+    token: u32,
+    slot_depth: &'a [u16],
+    own: Option<&'a [Value]>,
+}
+
+impl<H: Host> Env for MatchEnv<'_, H> {
+    fn own(&self, field: FieldId) -> Value {
+        self.own
+            .and_then(|v| v.get(field.index()))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+    fn bound(&self, slot: Slot, field: FieldId) -> Value {
+        let f = self
+            .state
+            .slot_fact(self.net, self.token, self.slot_depth, slot);
+        self.state.value(f, field).cloned().unwrap_or(Value::Null)
+    }
+    fn in_set(&self, set: SetId, key: &Value) -> bool {
+        self.state.host.in_set(set, key)
+    }
+    fn now(&self) -> Timestamp {
+        self.state.now
+    }
+    fn call_host(&self, f: FunctionId, args: &[Value]) -> Value {
+        self.state.host.call(f, args)
+    }
+}
+
+/// Reads bound facts from a snapshot of a firing activation's facts.
+struct FiringEnv<'a, H> {
+    state: &'a State<H>,
+    slots: &'a [FactId],
+}
+
+impl<H: Host> Env for FiringEnv<'_, H> {
+    fn own(&self, _: FieldId) -> Value {
+        Value::Null
+    }
+    fn bound(&self, slot: Slot, field: FieldId) -> Value {
+        let f = self
+            .slots
+            .get(slot.index())
+            .copied()
+            .unwrap_or(FactId::NONE);
+        self.state.value(f, field).cloned().unwrap_or(Value::Null)
+    }
+    fn in_set(&self, set: SetId, key: &Value) -> bool {
+        self.state.host.in_set(set, key)
+    }
+    fn now(&self) -> Timestamp {
+        self.state.now
+    }
+    fn call_host(&self, f: FunctionId, args: &[Value]) -> Value {
+        self.state.host.call(f, args)
+    }
+}
+
+impl<H: Host> State<H> {
+    fn value(&self, f: FactId, field: FieldId) -> Option<&Value> {
+        self.facts.get(f).and_then(|d| d.values.get(field.index()))
+    }
+
+    /// The fact bound at `slot`, found by walking up from `token`, whose
+    /// node binds slots at the depths `slot_depth`.
+    fn slot_fact(&self, net: &Network, token: u32, slot_depth: &[u16], slot: Slot) -> FactId {
+        let Some(&depth) = slot_depth.get(slot.index()) else {
+            return FactId::NONE;
+        };
+        let mut t = token;
+        while t != NONE {
+            let tok = self.tokens.get(t);
+            let d = net.beta[tok.node as usize].depth;
+            if d == depth {
+                return tok.fact;
+            }
+            if d < depth {
+                break;
+            }
+            t = tok.parent;
+        }
+        FactId::NONE
+    }
+
+    /// The facts of every slot of the match ending in `token`.
+    fn slots_of(&self, net: &Network, token: u32) -> SmallVec<[FactId; 8]> {
+        let sd = &net.beta[self.tokens.get(token).node as usize].slot_depth;
+        (0..sd.len())
+            .map(|s| self.slot_fact(net, token, sd, Slot::new(s as u16)))
+            .collect()
+    }
+
+    fn left_key(&self, net: &Network, node: &BetaNode, input: &Input, token: u32) -> u64 {
+        if input.joins.is_empty() {
+            return 0;
+        }
+        let sd = &net.beta[node.parent as usize].slot_depth;
+        let mut h = FxHasher::default();
+        for j in &input.joins {
+            let f = self.slot_fact(net, token, sd, j.slot);
+            self.value(f, j.other).unwrap_or(&Value::Null).hash(&mut h);
+        }
+        h.finish()
+    }
+
+    fn right_key(&self, input: &Input, values: &[Value]) -> u64 {
+        if input.joins.is_empty() {
+            return 0;
+        }
+        hash_key(
+            input
+                .joins
+                .iter()
+                .map(|j| values.get(j.field.index()).unwrap_or(&Value::Null)),
+        )
+    }
+
+    /// Whether the left token `token` (at the node's parent) and fact `f`
+    /// pass the node's joins and filters.
+    fn matches(
+        &self,
+        net: &Network,
+        node: &BetaNode,
+        input: &Input,
+        token: u32,
+        f: FactId,
+    ) -> bool {
+        let Some(data) = self.facts.get(f) else {
+            return false;
+        };
+        let sd = &net.beta[node.parent as usize].slot_depth;
+        for j in &input.joins {
+            let other = self.slot_fact(net, token, sd, j.slot);
+            let a = data.values.get(j.field.index()).unwrap_or(&Value::Null);
+            let b = self.value(other, j.other).unwrap_or(&Value::Null);
+            if !crate::ir::compare(crate::ir::CmpOp::Eq, a, b) {
+                return false;
+            }
+        }
+        if input.filters.is_empty() {
+            return true;
+        }
+        let env = MatchEnv {
+            state: self,
+            net,
+            token,
+            slot_depth: sd,
+            own: Some(&data.values),
+        };
+        input.filters.iter().all(|e| test(e, &env))
+    }
+
+    fn insert_valid(&mut self, net: &Network, ty: TypeId, values: Box<[Value]>) -> FactId {
+        self.seq += 1;
+        let id = self.facts.add(FactData {
+            ty,
+            values,
+            seq: self.seq,
+            first_token: NONE,
+        });
+        self.assert_fact(net, id);
+        id
+    }
+
+    /// The alpha memories the fact belongs to, into `alpha_found`.
+    fn alpha_memories(&mut self, net: &Network, id: FactId) {
+        let mut found = std::mem::take(&mut self.alpha_found);
+        found.clear();
+        if let Some(d) = self.facts.get(id) {
+            net.alpha
+                .dispatch(d.ty, &d.values, &mut self.alpha_stack, |m| found.push(m));
+        }
+        self.alpha_found = found;
+    }
+
+    fn assert_fact(&mut self, net: &Network, id: FactId) {
+        self.alpha_memories(net, id);
+        let found = std::mem::take(&mut self.alpha_found);
+        for &m in &found {
+            for &n in &net.alpha_successors[m as usize] {
+                self.right_insert(net, n, id);
+            }
+        }
+        self.alpha_found = found;
+    }
+
+    fn right_insert(&mut self, net: &Network, n: BetaId, f: FactId) {
+        let node = &net.beta[n as usize];
+        let Some(input) = input(node) else { return };
+        let key = match self.facts.get(f) {
+            Some(d) => self.right_key(input, &d.values),
+            None => return,
+        };
+        let mem = &mut self.mems[n as usize];
+        if node.parent != 0 {
+            mem.right.entry(key).or_default().push(f);
+        }
+        let lefts: SmallVec<[u32; 8]> = match mem.left.get(&key) {
+            Some(v) => v.iter().copied().collect(),
+            None => return,
+        };
+        match node.kind {
+            BetaKind::Join(_) => {
+                for t in lefts {
+                    if self.tokens.get(t).live && self.matches(net, node, input, t, f) {
+                        let child = self.join_token(n, t, f);
+                        self.activate(net, child);
+                    }
+                }
+            }
+            BetaKind::Not(_) | BetaKind::Exists(_) => {
+                let is_not = matches!(node.kind, BetaKind::Not(_));
+                for t2 in lefts {
+                    let parent = self.tokens.get(t2).parent;
+                    if !self.tokens.get(t2).live || !self.matches(net, node, input, parent, f) {
+                        continue;
+                    }
+                    let tok = self.tokens.get_mut(t2);
+                    tok.count += 1;
+                    if tok.count == 1 {
+                        if is_not {
+                            self.remove_below(net, t2);
+                        } else {
+                            self.activate(net, t2);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn join_token(&mut self, node: BetaId, parent: u32, f: FactId) -> u32 {
+        let (p_recency, p_trigger) = {
+            let p = self.tokens.get(parent);
+            (p.recency, p.trigger)
+        };
+        let (seq, head) = match self.facts.get(f) {
+            Some(d) => (d.seq, d.first_token),
+            None => (0, NONE),
+        };
+        let (recency, trigger) = if seq > p_recency {
+            (seq, f)
+        } else {
+            (p_recency, p_trigger)
+        };
+        let t = self.tokens.add(node, parent, f, recency, trigger);
+        let mut head = head;
+        self.tokens.link_fact(t, &mut head);
+        if let Some(d) = self.facts.get_mut(f) {
+            d.first_token = head;
+        }
+        t
+    }
+
+    /// Passes a token that has become active at its node to the node's children.
+    fn activate(&mut self, net: &Network, t: u32) {
+        let node_id = self.tokens.get(t).node;
+        let node = &net.beta[node_id as usize];
+        for &c in &node.children {
+            let child = &net.beta[c as usize];
+            match &child.kind {
+                BetaKind::Join(input) => {
+                    let key = self.left_key(net, child, input, t);
+                    self.mems[c as usize].left.entry(key).or_default().push(t);
+                    let rights: SmallVec<[FactId; 8]> = match self.mems[c as usize].right.get(&key)
+                    {
+                        Some(v) => v.iter().copied().collect(),
+                        None => continue,
+                    };
+                    for f in rights {
+                        if self.tokens.get(t).live && self.matches(net, child, input, t, f) {
+                            let j = self.join_token(c, t, f);
+                            self.activate(net, j);
+                        }
+                    }
+                }
+                BetaKind::Not(input) | BetaKind::Exists(input) => {
+                    let key = self.left_key(net, child, input, t);
+                    let rights: SmallVec<[FactId; 8]> = self.mems[c as usize]
+                        .right
+                        .get(&key)
+                        .map(|v| v.iter().copied().collect())
+                        .unwrap_or_default();
+                    let count = rights
+                        .iter()
+                        .filter(|&&f| self.matches(net, child, input, t, f))
+                        .count() as u32;
+                    let (recency, trigger) = {
+                        let p = self.tokens.get(t);
+                        (p.recency, p.trigger)
+                    };
+                    let t2 = self.tokens.add(c, t, FactId::NONE, recency, trigger);
+                    self.tokens.get_mut(t2).count = count;
+                    self.mems[c as usize].left.entry(key).or_default().push(t2);
+                    let is_not = matches!(child.kind, BetaKind::Not(_));
+                    if (is_not && count == 0) || (!is_not && count > 0) {
+                        self.activate(net, t2);
+                    }
+                }
+                BetaKind::Test(e) => {
+                    let pass = {
+                        let env = MatchEnv {
+                            state: &*self,
+                            net,
+                            token: t,
+                            slot_depth: &child.slot_depth,
+                            own: None,
+                        };
+                        test(e, &env)
+                    };
+                    if pass {
+                        let (recency, trigger) = {
+                            let p = self.tokens.get(t);
+                            (p.recency, p.trigger)
+                        };
+                        let t2 = self.tokens.add(c, t, FactId::NONE, recency, trigger);
+                        self.activate(net, t2);
+                    }
+                }
+                BetaKind::Terminal(rule) => {
+                    let (recency, trigger) = {
+                        let p = self.tokens.get(t);
+                        (p.recency, p.trigger)
+                    };
+                    let t2 = self.tokens.add(c, t, FactId::NONE, recency, trigger);
+                    let r = &net.rules.rules()[rule.index()];
+                    if r.no_loop && self.firing == Some(rule.index()) {
+                        self.tokens.get_mut(t2).fired = true;
+                    } else {
+                        let generation = self.tokens.get(t2).generation;
+                        self.agenda.push(Activation {
+                            salience: r.salience,
+                            recency,
+                            rule: Reverse(rule.index() as u32),
+                            token: t2,
+                            generation,
+                        });
+                    }
+                }
+                BetaKind::Root => {}
+            }
+        }
+    }
+
+    /// Removes every token below `t`, keeping `t`.
+    fn remove_below(&mut self, net: &Network, t: u32) {
+        let mut doomed = Vec::new();
+        self.tokens.descendants(t, &mut doomed);
+        self.remove_tokens(net, &doomed);
+    }
+
+    /// Removes `t` and every token below it.
+    fn remove_tree(&mut self, net: &Network, t: u32) {
+        let mut doomed = vec![t];
+        self.tokens.descendants(t, &mut doomed);
+        self.remove_tokens(net, &doomed);
+    }
+
+    /// Unindexes then frees tokens given parents first. Every key is computed
+    /// before anything is freed, while all ancestors are still in place.
+    fn remove_tokens(&mut self, net: &Network, doomed: &[u32]) {
+        for &x in doomed {
+            let tok = self.tokens.get(x);
+            let node = &net.beta[tok.node as usize];
+            if let BetaKind::Not(input) | BetaKind::Exists(input) = &node.kind {
+                let key = self.left_key(net, node, input, tok.parent);
+                remove_from(&mut self.mems[tok.node as usize].left, key, x);
+            }
+            for &c in &node.children {
+                let child = &net.beta[c as usize];
+                if let BetaKind::Join(input) = &child.kind {
+                    let key = self.left_key(net, child, input, x);
+                    remove_from(&mut self.mems[c as usize].left, key, x);
+                }
+            }
+        }
+        for &x in doomed.iter().rev() {
+            let f = self.tokens.get(x).fact;
+            match self.facts.get_mut(f) {
+                Some(d) => {
+                    let mut head = d.first_token;
+                    self.tokens.free(x, Some(&mut head));
+                    if let Some(d) = self.facts.get_mut(f) {
+                        d.first_token = head;
+                    }
+                }
+                None => self.tokens.free(x, None),
+            }
+        }
+    }
+
+    /// Withdraws a fact from the network, leaving it in working memory.
+    fn withdraw(&mut self, net: &Network, id: FactId) {
+        self.alpha_memories(net, id);
+        let found = std::mem::take(&mut self.alpha_found);
+        let mut unblocked: SmallVec<[(u32, u32, bool); 8]> = SmallVec::new();
+        for &m in &found {
+            for &n in &net.alpha_successors[m as usize] {
+                let node = &net.beta[n as usize];
+                let Some(input) = input(node) else { continue };
+                let key = match self.facts.get(id) {
+                    Some(d) => self.right_key(input, &d.values),
+                    None => continue,
+                };
+                if node.parent != 0 {
+                    if let Some(v) = self.mems[n as usize].right.get_mut(&key) {
+                        if let Some(i) = v.iter().position(|&x| x == id) {
+                            v.swap_remove(i);
+                        }
+                        if v.is_empty() {
+                            self.mems[n as usize].right.remove(&key);
+                        }
+                    }
+                }
+                if let BetaKind::Not(_) | BetaKind::Exists(_) = node.kind {
+                    let is_not = matches!(node.kind, BetaKind::Not(_));
+                    let lefts: SmallVec<[u32; 8]> = self.mems[n as usize]
+                        .left
+                        .get(&key)
+                        .map(|v| v.iter().copied().collect())
+                        .unwrap_or_default();
+                    for t2 in lefts {
+                        let parent = self.tokens.get(t2).parent;
+                        if self.tokens.get(t2).live && self.matches(net, node, input, parent, id) {
+                            let tok = self.tokens.get_mut(t2);
+                            tok.count = tok.count.saturating_sub(1);
+                            if tok.count == 0 {
+                                unblocked.push((t2, tok.generation, is_not));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.alpha_found = found;
+        loop {
+            let head = match self.facts.get(id) {
+                Some(d) => d.first_token,
+                None => NONE,
+            };
+            if head == NONE {
+                break;
+            }
+            self.remove_tree(net, head);
+        }
+        for (t2, generation, is_not) in unblocked {
+            let tok = self.tokens.get(t2);
+            if !tok.live || tok.generation != generation || tok.count != 0 {
+                continue;
+            }
+            if is_not {
+                self.activate(net, t2);
+            } else {
+                self.remove_below(net, t2);
+            }
+        }
+        if net.groups > 0 {
+            for g in 0..net.groups as u32 {
+                self.group_fired.remove(&(g, id));
+            }
+        }
+    }
+
+    fn retract(&mut self, net: &Network, id: FactId) -> Result<(), FactError> {
+        if self.facts.get(id).is_none() {
+            return Err(FactError::NoSuchFact(id));
+        }
+        self.withdraw(net, id);
+        self.facts.remove(id);
+        Ok(())
+    }
+
+    fn modify(
+        &mut self,
+        net: &Network,
+        id: FactId,
+        changes: &[(FieldId, Value)],
+    ) -> Result<(), FactError> {
+        let Some(d) = self.facts.get(id) else {
+            return Err(FactError::NoSuchFact(id));
+        };
+        let ty = d.ty;
+        let mut values = d.values.to_vec();
+        for (f, v) in changes {
+            match values.get_mut(f.index()) {
+                Some(slot) => *slot = v.clone(),
+                None => {
+                    let t = net.rules.schema().get(ty);
+                    return Err(FactError::Arity {
+                        ty: t.name().to_string(),
+                        expected: t.fields().len(),
+                        found: f.index() + 1,
+                    });
+                }
+            }
+        }
+        let values = validate(&net.rules, ty, values)?;
+        self.withdraw(net, id);
+        self.seq += 1;
+        if let Some(d) = self.facts.get_mut(id) {
+            d.values = values;
+            d.seq = self.seq;
+        }
+        self.assert_fact(net, id);
+        Ok(())
+    }
+
+    fn fire(&mut self, net: &Network) -> Result<usize, SessionError> {
+        let mut fired = 0;
+        while let Some(a) = self.agenda.pop() {
+            let (stale, trigger) = {
+                let tok = self.tokens.get(a.token);
+                (
+                    !tok.live || tok.generation != a.generation || tok.fired,
+                    tok.trigger,
+                )
+            };
+            if stale {
+                continue;
+            }
+            if fired == self.config.max_firings {
+                self.agenda.push(a);
+                return Err(SessionError::RunLimit { fired });
+            }
+            let rule = a.rule.0 as usize;
+            self.tokens.get_mut(a.token).fired = true;
+            if let Some(g) = net.rule_group[rule] {
+                if !self.group_fired.insert((g, trigger)) {
+                    continue;
+                }
+            }
+            fired += 1;
+            let slots = self.slots_of(net, a.token);
+            self.firing = Some(rule);
+            let result = self.run_actions(net, rule, &net.actions[rule], &slots);
+            self.firing = None;
+            if let Err(error) = result {
+                return Err(SessionError::Action {
+                    rule: net.rules.rules()[rule].name.to_string(),
+                    error,
+                });
+            }
+        }
+        Ok(fired)
+    }
+
+    fn eval_args(&self, exprs: &[Expr], slots: &[FactId]) -> SmallVec<[Value; 8]> {
+        let env = FiringEnv { state: self, slots };
+        exprs.iter().map(|e| eval(e, &env)).collect()
+    }
+
+    fn run_actions(
+        &mut self,
+        net: &Network,
+        rule: usize,
+        actions: &[CAction],
+        slots: &[FactId],
+    ) -> Result<(), FactError> {
+        for a in actions {
+            match a {
+                CAction::Insert { ty, fields } => {
+                    let n = net.rules.schema().get(*ty).fields().len();
+                    let mut values = vec![Value::Null; n];
+                    let env = FiringEnv { state: self, slots };
+                    for (f, e) in fields {
+                        values[f.index()] = eval(e, &env);
+                    }
+                    let values = validate(&net.rules, *ty, values)?;
+                    self.insert_valid(net, *ty, values);
+                }
+                CAction::Modify { slot, fields } => {
+                    let id = slots.get(slot.index()).copied().unwrap_or(FactId::NONE);
+                    let env = FiringEnv { state: self, slots };
+                    let changes: SmallVec<[(FieldId, Value); 4]> =
+                        fields.iter().map(|(f, e)| (*f, eval(e, &env))).collect();
+                    self.modify(net, id, &changes)?;
+                }
+                CAction::Retract { slot } => {
+                    let id = slots.get(slot.index()).copied().unwrap_or(FactId::NONE);
+                    self.retract(net, id)?;
+                }
+                CAction::Emit {
+                    emit,
+                    args,
+                    branches,
+                } => {
+                    let values = self.eval_args(args, slots);
+                    let i = self.decisions.push(
+                        crate::ir::RuleId::new(rule as u32),
+                        *emit,
+                        values,
+                        slots,
+                    );
+                    if branches.is_empty() {
+                        continue;
+                    }
+                    let label = self.host.choose(self.decisions.get(net, i));
+                    if let Some(label) = label {
+                        self.decisions.set_branch(i, label.clone());
+                        if let Some((_, acts)) = branches.iter().find(|(l, _)| *l == label) {
+                            self.run_actions(net, rule, acts, slots)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_from(index: &mut FxHashMap<u64, SmallVec<[u32; 2]>>, key: u64, t: u32) {
+    if let Some(v) = index.get_mut(&key) {
+        if let Some(i) = v.iter().position(|&x| x == t) {
+            v.swap_remove(i);
+        }
+        if v.is_empty() {
+            index.remove(&key);
+        }
+    }
+}
