@@ -32,7 +32,14 @@ pub use nudge_core::{
 pub use nudge_dsl::{
     check, check_files, check_str, CheckedRuleset, Diagnostic, ErrorKind, Sources, Summary,
 };
-pub use nudge_rete::ir;
+pub use nudge_rete::{
+    ir, CompileError, Counters, DecisionRef, FactError, FactId, Host, Network, NetworkStats,
+    NoHost, Session, SessionConfig, SessionError,
+};
+
+mod engine;
+pub mod replay;
+pub use engine::{json_value, Error, InputError, Ruleset};
 
 /// The rule language's syntax tree, parser and formatter.
 pub mod lang {

@@ -1,7 +1,7 @@
 //! The `nudge` command-line tool.
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -15,6 +15,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Parse and type-check rule files (and the files they include).
@@ -22,6 +28,36 @@ enum Command {
         /// Rule files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Show the compiled network: every node, its kind, its test and the
+    /// rules that share it.
+    Graph {
+        /// Rule files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Feed JSON-lines facts and events into a session and print its
+    /// decisions as JSON lines.
+    Replay {
+        /// Rule files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Operations to replay, one JSON object per line.
+        #[arg(long)]
+        events: PathBuf,
+        /// Operations to apply first (profiles and other facts).
+        #[arg(long)]
+        facts: Option<PathBuf>,
+        /// Print a table of firings per rule and decisions per action
+        /// instead of the decisions.
+        #[arg(long)]
+        summary: bool,
+        /// Stop at the first bad line instead of reporting and skipping it.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print rule files in canonical layout, rewriting them in place.
     Fmt {
@@ -39,6 +75,171 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Fmt { files, check } => fmt(&files, check),
+        Command::Graph { files, format } => graph(&files, format),
+        Command::Replay {
+            files,
+            events,
+            facts,
+            summary,
+            strict,
+        } => replay(&files, &events, facts.as_deref(), summary, strict),
+    }
+}
+
+fn load(files: &[PathBuf]) -> Option<nudge::Ruleset> {
+    match nudge::Ruleset::from_files(files) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprint!("{e}");
+            if let nudge::Error::Compile(_) = e {
+                eprintln!();
+            }
+            None
+        }
+    }
+}
+
+fn graph(files: &[PathBuf], format: GraphFormat) -> ExitCode {
+    let Some(rules) = load(files) else {
+        return ExitCode::FAILURE;
+    };
+    let net = rules.network();
+    match format {
+        GraphFormat::Dot => print!("{}", net.to_dot()),
+        GraphFormat::Json => {
+            let g = net.graph();
+            let nodes: Vec<_> = g.node_weights().collect();
+            let edges: Vec<_> = g
+                .edge_indices()
+                .filter_map(|e| {
+                    let (a, b) = g.edge_endpoints(e)?;
+                    Some(serde_json::json!({"from": g[a].id, "to": g[b].id, "kind": g[e]}))
+                })
+                .collect();
+            let stats = net.stats();
+            let doc = serde_json::json!({
+                "stats": {
+                    "rules": stats.rules,
+                    "alpha_nodes": stats.alpha_nodes,
+                    "alpha_memories": stats.alpha_memories,
+                    "beta_nodes": stats.beta_nodes,
+                    "shared_nodes": stats.shared_nodes,
+                },
+                "nodes": nodes,
+                "edges": edges,
+            });
+            match serde_json::to_string_pretty(&doc) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn replay(
+    files: &[PathBuf],
+    events: &Path,
+    facts: Option<&Path>,
+    summary: bool,
+    strict: bool,
+) -> ExitCode {
+    use std::io::{BufReader, BufWriter, IsTerminal, Write};
+    let Some(rules) = load(files) else {
+        return ExitCode::FAILURE;
+    };
+    let mut replayer = nudge::replay::Replayer::new(&rules);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let started = std::time::Instant::now();
+    let inputs: Vec<&Path> = facts.into_iter().chain([events]).collect();
+    for path in inputs {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(len);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {bytes}/{total_bytes} {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(path.display().to_string());
+            Some(bar)
+        } else {
+            None
+        };
+        let sink: Option<&mut dyn Write> = if summary { None } else { Some(&mut out) };
+        let result = replayer.run(
+            &path.display().to_string(),
+            BufReader::new(file),
+            sink,
+            strict,
+            |n| {
+                if let Some(b) = &bar {
+                    b.inc(n);
+                }
+            },
+        );
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        match result {
+            Ok(()) => {}
+            // Whoever reads the decisions has seen enough (`| head`).
+            Err(nudge::replay::ReplayError::Output(e))
+                if e.kind() == std::io::ErrorKind::BrokenPipe =>
+            {
+                return ExitCode::SUCCESS
+            }
+            Err(e) => {
+                let _ = out.flush();
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let report = replayer.report();
+    for e in &report.errors {
+        eprintln!("skipped {e}");
+    }
+    if summary {
+        let _ = write!(out, "{}", replayer.summary());
+        let _ = writeln!(
+            out,
+            "
+{} facts in memory, {:.2}s, {:.0} lines/s",
+            replayer.session().fact_count(),
+            elapsed.as_secs_f64(),
+            report.lines as f64 / elapsed.as_secs_f64().max(1e-9)
+        );
+    }
+    if let Err(e) = out.flush() {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("error: cannot write decisions: {e}");
+        return ExitCode::FAILURE;
+    }
+    if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "{} bad line{} skipped",
+            report.errors.len(),
+            if report.errors.len() == 1 { "" } else { "s" }
+        );
+        ExitCode::SUCCESS
     }
 }
 

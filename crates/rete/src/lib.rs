@@ -20,5 +20,5 @@ mod session;
 
 pub use network::{CompileError, GraphEdge, GraphNode, Network, NetworkStats, NodeKind};
 pub use session::{
-    DecisionRef, FactError, FactId, Host, NoHost, Session, SessionConfig, SessionError,
+    Counters, DecisionRef, FactError, FactId, Host, NoHost, Session, SessionConfig, SessionError,
 };

@@ -173,18 +173,21 @@ impl AlphaNet {
     }
 
     /// Calls `found` with every alpha memory the fact `values` of type `ty`
-    /// belongs to. `stack` is scratch space, reused between calls.
+    /// belongs to, and returns how many test nodes the fact reached. `stack`
+    /// is scratch space, reused between calls.
     pub fn dispatch(
         &self,
         ty: TypeId,
         values: &[Value],
         stack: &mut Vec<AlphaId>,
         mut found: impl FnMut(AlphaMemId),
-    ) {
+    ) -> u64 {
+        let mut visited = 0;
         stack.clear();
         stack.push(self.roots[ty.index()]);
         let env = FactEnv { values };
         while let Some(n) = stack.pop() {
+            visited += 1;
             let node = &self.nodes[n as usize];
             if let Some(m) = node.mem {
                 found(m);
@@ -217,6 +220,8 @@ impl AlphaNet {
                 }
             }
         }
+        // The type's root is not a test.
+        visited - 1
     }
 }
 

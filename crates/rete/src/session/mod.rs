@@ -122,6 +122,19 @@ struct State<H> {
     alpha_stack: Vec<u32>,
     alpha_found: Vec<u32>,
     config: SessionConfig,
+    counters: Counters,
+    /// Firings per rule, by rule index.
+    rule_firings: Vec<u64>,
+}
+
+/// Work a session has done, for tests, benchmarks and capacity planning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Alpha test nodes reached by facts (inserts, and again on modify and
+    /// retract): a test shared by many rules counts once per fact.
+    pub alpha_tests: u64,
+    /// Rule firings.
+    pub firings: u64,
 }
 
 /// A working memory and agenda over a shared [`Network`].
@@ -187,6 +200,8 @@ impl<H: Host> Session<H> {
             alpha_stack: Vec::new(),
             alpha_found: Vec::new(),
             config: SessionConfig::default(),
+            counters: Counters::default(),
+            rule_firings: vec![0; net.rules.rules().len()],
         };
         let root = state.tokens.add(0, NONE, FactId::NONE, 0, FactId::NONE);
         state.activate(&net, root);
@@ -249,6 +264,16 @@ impl<H: Host> Session<H> {
             .facts
             .ids()
             .map(|(id, d)| (id, d.ty, &d.values[..]))
+    }
+
+    /// The work done so far.
+    pub fn counters(&self) -> Counters {
+        self.state.counters
+    }
+
+    /// How often each rule has fired, by rule index.
+    pub fn firings_per_rule(&self) -> &[u64] {
+        &self.state.rule_firings
     }
 
     /// Number of live facts.
@@ -526,8 +551,9 @@ impl<H: Host> State<H> {
         let mut found = std::mem::take(&mut self.alpha_found);
         found.clear();
         if let Some(d) = self.facts.get(id) {
-            net.alpha
-                .dispatch(d.ty, &d.values, &mut self.alpha_stack, |m| found.push(m));
+            self.counters.alpha_tests +=
+                net.alpha
+                    .dispatch(d.ty, &d.values, &mut self.alpha_stack, |m| found.push(m));
         }
         self.alpha_found = found;
     }
@@ -578,7 +604,7 @@ impl<H: Host> State<H> {
                     tok.count += 1;
                     if tok.count == 1 {
                         if is_not {
-                            self.remove_below(net, t2);
+                            self.deactivate(net, t2);
                         } else {
                             self.activate(net, t2);
                         }
@@ -702,11 +728,22 @@ impl<H: Host> State<H> {
         }
     }
 
-    /// Removes every token below `t`, keeping `t`.
-    fn remove_below(&mut self, net: &Network, t: u32) {
+    /// Deactivates a `not` or `exists` token that stopped passing, keeping
+    /// it in its own node: removes every token below it, and takes it out of
+    /// the left memories of its children's joins, where `activate` put it,
+    /// so that facts arriving later do not join with it.
+    fn deactivate(&mut self, net: &Network, t: u32) {
         let mut doomed = Vec::new();
         self.tokens.descendants(t, &mut doomed);
         self.remove_tokens(net, &doomed);
+        let node = &net.beta[self.tokens.get(t).node as usize];
+        for &c in &node.children {
+            let child = &net.beta[c as usize];
+            if let BetaKind::Join(input) = &child.kind {
+                let key = self.left_key(net, child, input, t);
+                remove_from(&mut self.mems[c as usize].left, key, t);
+            }
+        }
     }
 
     /// Removes `t` and every token below it.
@@ -811,7 +848,7 @@ impl<H: Host> State<H> {
             if is_not {
                 self.activate(net, t2);
             } else {
-                self.remove_below(net, t2);
+                self.deactivate(net, t2);
             }
         }
         if net.groups > 0 {
@@ -890,6 +927,8 @@ impl<H: Host> State<H> {
                 }
             }
             fired += 1;
+            self.counters.firings += 1;
+            self.rule_firings[rule] += 1;
             let slots = self.slots_of(net, a.token);
             self.firing = Some(rule);
             let result = self.run_actions(net, rule, &net.actions[rule], &slots);
