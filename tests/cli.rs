@@ -44,7 +44,11 @@ fn check_reports_three_mistakes_with_positions_and_carets() {
             "missing {position} in:\n{stderr}"
         );
     }
-    assert_eq!(stderr.lines().filter(|l| l.contains('^')).count(), 3, "one caret line each:\n{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains('^')).count(),
+        3,
+        "one caret line each:\n{stderr}"
+    );
     assert!(stderr.contains("did you mean `amount`?"), "{stderr}");
     assert!(stderr.contains("error: 3 problems found"), "{stderr}");
 }

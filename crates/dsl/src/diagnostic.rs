@@ -38,6 +38,8 @@ pub enum ErrorKind {
     BadSetting,
     /// A time construct used where it cannot mean anything.
     BadTime,
+    /// A definition that depends on itself.
+    Cycle,
 }
 
 impl ErrorKind {
@@ -58,6 +60,7 @@ impl ErrorKind {
             ErrorKind::UnknownState => "E012",
             ErrorKind::BadSetting => "E013",
             ErrorKind::BadTime => "E014",
+            ErrorKind::Cycle => "E015",
         }
     }
 }
@@ -141,9 +144,14 @@ impl Sources {
     }
 
     /// Adds a file; returns its id.
+    /// A byte order mark at the start is dropped: it is not a column.
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
         self.count += 1;
-        self.files.add(name.into(), text.into())
+        let mut text = text.into();
+        if text.starts_with('\u{feff}') {
+            text.drain(..'\u{feff}'.len_utf8());
+        }
+        self.files.add(name.into(), text)
     }
 
     /// The text of `file`.

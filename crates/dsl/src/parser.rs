@@ -54,6 +54,17 @@ pub fn parse_module(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
             span: Span::new(file, s, e),
         })
         .collect();
+    if let Some(at) = scan.unterminated {
+        diags.push(
+            Diagnostic::new(
+                ErrorKind::Syntax,
+                Span::new(file, at, at + 2),
+                "this comment is never closed",
+                "opened here",
+            )
+            .help("end a block comment with `*/`"),
+        );
+    }
     let mut pos = 0;
     loop {
         pos = skip_trivia(text, pos, &scan.comments);
@@ -106,6 +117,8 @@ pub fn parse_module(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
 
 struct Scan {
     comments: Vec<(usize, usize)>,
+    /// Where a block comment starts that never ends.
+    unterminated: Option<usize>,
     /// Offsets where bracket nesting first exceeds the limit.
     too_deep: Vec<usize>,
 }
@@ -117,6 +130,7 @@ fn scan(text: &str) -> Scan {
     let mut out = Scan {
         comments: Vec::new(),
         too_deep: Vec::new(),
+        unterminated: None,
     };
     let (mut i, mut depth) = (0, 0usize);
     while i < bytes.len() {
@@ -134,9 +148,13 @@ fn scan(text: &str) -> Scan {
                 i = end;
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let end = text[i + 2..]
-                    .find("*/")
-                    .map_or(text.len(), |n| i + 2 + n + 2);
+                let end = match text[i + 2..].find("*/") {
+                    Some(n) => i + 2 + n + 2,
+                    None => {
+                        out.unterminated = Some(i);
+                        text.len()
+                    }
+                };
                 out.comments.push((i, end));
                 i = end;
             }
@@ -276,7 +294,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::list => "a list",
         Rule::call => "a call",
         Rule::path => "a name",
-        Rule::action | Rule::call_action | Rule::delayed => "an action",
+        Rule::action | Rule::immediate | Rule::call_action | Rule::delayed => "an action",
         Rule::named_args | Rule::named_arg => "an argument such as `user: o.user_id`",
         Rule::branches | Rule::branch => "a branch such as `a => action(...)`",
         Rule::action_block => "a block of actions",
@@ -299,6 +317,9 @@ fn syntax_error(
             InputLocation::Span((s, _)) => s,
         };
     let found = found_token(text, at);
+    if let Some(d) = string_trouble(file, text, base, at) {
+        return d;
+    }
     let mut expected: Vec<String> = match &err.variant {
         ErrorVariant::ParsingError { positives, .. } => {
             positives.iter().map(|r| describe(*r).to_string()).collect()
@@ -402,8 +423,71 @@ fn found_text(found: &str) -> String {
     match found {
         "" => "end of file".to_string(),
         "\n" | "\r" => "end of line".to_string(),
+        f if f.chars().any(char::is_control) => format!("{f:?}"),
         f => format!("`{f}`"),
     }
+}
+
+/// A syntax error inside a string literal gets a message of its own: an
+/// unknown escape, or a string not closed on its line.
+fn string_trouble(file: FileId, text: &str, base: usize, at: usize) -> Option<Diagnostic> {
+    // Find the string literal (if any) that contains `at`, scanning the line
+    // from the item start so that quotes inside comments do not count.
+    let line_start = text[..at.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |n| n + 1)
+        .max(base);
+    let line_end = text[at.min(text.len())..]
+        .find('\n')
+        .map_or(text.len(), |n| at + n);
+    let bytes = text.as_bytes();
+    let mut i = line_start;
+    while i < line_end {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => return None,
+            b'"' => {
+                let open = i;
+                i += 1;
+                while i < line_end && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' {
+                        let esc = text[i + 1..].chars().next().unwrap_or(' ');
+                        // pest fails a string as a whole, at its opening quote.
+                        if !matches!(esc, '"' | '\\' | 'n' | 'r' | 't' | 'u')
+                            && open <= at
+                            && at <= i
+                        {
+                            return Some(
+                                Diagnostic::new(
+                                    ErrorKind::BadLiteral,
+                                    Span::new(file, i, i + 1 + esc.len_utf8()),
+                                    format!("unknown escape `\\{esc}`"),
+                                    "unknown escape",
+                                )
+                                .help("escapes are \\n, \\r, \\t, \\\", \\\\ and \\u{...}"),
+                            );
+                        }
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                }
+                if i >= line_end && open <= at {
+                    return Some(
+                        Diagnostic::new(
+                            ErrorKind::Syntax,
+                            Span::new(file, open, open + 1),
+                            "this string is not closed",
+                            "opened here",
+                        )
+                        .help("a string ends with `\"` on the same line"),
+                    );
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 fn pratt() -> &'static PrattParser<Rule> {
@@ -448,9 +532,16 @@ struct Cx<'d> {
 }
 
 impl Cx<'_> {
+    /// The pair's span without the trailing whitespace that pest counts in
+    /// when a rule ends with an optional part that did not match.
     fn span(&self, p: &Pair<'_, Rule>) -> Span {
         let s = p.as_span();
-        Span::new(self.file, self.base + s.start(), self.base + s.end())
+        let trimmed = s.as_str().trim_end_matches([' ', '\t', '\r', '\n']).len();
+        Span::new(
+            self.file,
+            self.base + s.start(),
+            self.base + s.start() + trimmed.max(usize::from(s.start() == s.end())),
+        )
     }
 
     fn ident(&self, p: Pair<'_, Rule>) -> Ident {
@@ -656,14 +747,17 @@ impl Cx<'_> {
         }
     }
 
+    /// A literal; a malformed one is reported and read as `null`, so the
+    /// item around it is still checked (the checker drops the follow-on
+    /// complaints about it).
     fn literal(&mut self, p: Pair<'_, Rule>) -> Option<Literal> {
         Some(match p.as_rule() {
-            Rule::string => Literal::Str(self.string(p)?),
-            Rule::int => Literal::Int(self.int(&p)?),
-            Rule::float => Literal::Float(self.float(&p)?),
+            Rule::string => self.string(p).map_or(Literal::Null, Literal::Str),
+            Rule::int => self.int(&p).map_or(Literal::Null, Literal::Int),
+            Rule::float => self.float(&p).map_or(Literal::Null, Literal::Float),
             Rule::boolean => Literal::Bool(p.as_str() == "true"),
             Rule::null => Literal::Null,
-            Rule::duration => Literal::Duration(self.duration(&p)?),
+            Rule::duration => self.duration(&p).map_or(Literal::Null, Literal::Duration),
             _ => return None,
         })
     }
@@ -783,7 +877,7 @@ impl Cx<'_> {
                             format!("percentage `{}` is out of range", p.as_str()),
                             "out of range",
                         );
-                        return None;
+                        Word::Lit(Literal::Null, span)
                     }
                 }
             }
@@ -889,7 +983,7 @@ impl Cx<'_> {
         Some(if is_after {
             Qualifier::After(self.ident(arg), span)
         } else {
-            Qualifier::Within(self.duration(&arg)?, span)
+            Qualifier::Within(self.duration(&arg).unwrap_or(Duration::ZERO), span)
         })
     }
 
@@ -915,7 +1009,7 @@ impl Cx<'_> {
                 }
                 Rule::within_q => {
                     let d = q.into_inner().nth(1)?;
-                    within = Some((self.duration(&d)?, qspan));
+                    within = Some((self.duration(&d).unwrap_or(Duration::ZERO), qspan));
                 }
                 Rule::agg_by => by = q.into_inner().skip(1).map(|i| self.ident(i)).collect(),
                 _ => {}
@@ -937,6 +1031,15 @@ impl Cx<'_> {
     /// no input builds a tree deep enough to overflow a later recursive walk.
     fn expr(&mut self, p: Pair<'_, Rule>) -> Option<Expr> {
         let span = self.span(&p);
+        if longest_prefix_run(p.clone().into_inner()) > MAX_EXPR_DEPTH {
+            self.error(
+                ErrorKind::Syntax,
+                span,
+                format!("expression is more than {MAX_EXPR_DEPTH} operators deep"),
+                "too deep",
+            );
+            return None;
+        }
         let (e, depth) = self.pratt_expr(p.into_inner())?;
         if depth > MAX_EXPR_DEPTH {
             self.error(
@@ -1079,7 +1182,7 @@ impl Cx<'_> {
         let kind = match rule {
             Rule::delayed => {
                 inner.next(); // `after`
-                let after = self.duration(&inner.next()?)?;
+                let after = self.duration(&inner.next()?).unwrap_or(Duration::ZERO);
                 let mut next = inner.next()?;
                 let regardless = next.as_rule() == Rule::regardless;
                 if regardless {
@@ -1157,6 +1260,21 @@ impl Cx<'_> {
             })
             .collect()
     }
+}
+
+/// The longest run of prefix operators (`not`, `-`) in an expression's
+/// flat pairs: the Pratt parser recurses once per prefix.
+fn longest_prefix_run(pairs: Pairs<'_, Rule>) -> usize {
+    let (mut run, mut longest) = (0, 0);
+    for p in pairs {
+        if matches!(p.as_rule(), Rule::not_op | Rule::neg) {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest
 }
 
 fn cmp_op(rule: Rule) -> Option<CmpOp> {

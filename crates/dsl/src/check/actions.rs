@@ -102,7 +102,15 @@ impl RuleCx<'_> {
                 self.diags.push(Diagnostic::new(
                     ErrorKind::TypeMismatch,
                     b.span,
-                    format!("`{}` is an aggregate: only facts can be {verb}d", b.name),
+                    format!(
+                        "`{}` is an aggregate: only facts can be {}",
+                        b.name,
+                        if verb == "modify" {
+                            "modified"
+                        } else {
+                            "retracted"
+                        }
+                    ),
                     "not a fact",
                 ));
                 None
@@ -312,8 +320,19 @@ impl RuleCx<'_> {
                 None => ok = false,
             }
         }
+        // A misspelt argument is reported once, as misspelt, not also as missing.
+        let meant: Vec<&str> = args
+            .iter()
+            .filter(|a| sig.param_named(&a.name.name).is_none())
+            .filter_map(|a| {
+                super::names::suggest(&a.name.name, sig.params().iter().map(|p| &*p.name))
+            })
+            .collect();
         for p in sig.params() {
-            if p.required && !args.iter().any(|a| a.name.name == *p.name) {
+            if p.required
+                && !args.iter().any(|a| a.name.name == *p.name)
+                && !meant.contains(&&*p.name)
+            {
                 self.diags.push(
                     Diagnostic::new(
                         ErrorKind::BadArgument,
@@ -330,14 +349,15 @@ impl RuleCx<'_> {
         out.sort_by_key(|(n, _)| args.iter().position(|a| *a.name.name == **n));
         let branches = match (branches, sig.branches()) {
             (None, _) => Vec::new(),
-            (Some(bs), Some(labels)) => match self.branches(bs, labels_of(labels, arms).as_deref())
-            {
-                Some(b) => b,
-                None => {
-                    ok = false;
-                    Vec::new()
+            (Some(bs), Some(labels)) => {
+                match self.branches(bs, labels_of(labels, arms).as_deref(), label_word(labels)) {
+                    Some(b) => b,
+                    None => {
+                        ok = false;
+                        Vec::new()
+                    }
                 }
-            },
+            }
             (Some(_), None) => {
                 self.diags.push(Diagnostic::new(
                     ErrorKind::BadArgument,
@@ -500,6 +520,7 @@ impl RuleCx<'_> {
         &mut self,
         branches: &[Branch],
         arms: Option<&[String]>,
+        what: &str,
     ) -> Option<Vec<(Arc<str>, Vec<Action>)>> {
         let mut out: Vec<(Arc<str>, Vec<Action>)> = Vec::new();
         let mut ok = true;
@@ -508,7 +529,7 @@ impl RuleCx<'_> {
                 self.diags.push(Diagnostic::new(
                     ErrorKind::Duplicate,
                     b.label.span,
-                    format!("arm `{}` has two branches", b.label.name),
+                    format!("{what} `{}` has two branches", b.label.name),
                     "repeated",
                 ));
                 ok = false;
@@ -518,7 +539,7 @@ impl RuleCx<'_> {
                 if !arms.iter().any(|a| *a == b.label.name) {
                     self.diags.push(unknown(
                         ErrorKind::BadArgument,
-                        "arm",
+                        what,
                         &b.label,
                         arms.iter().map(String::as_str),
                     ));
@@ -536,6 +557,14 @@ impl RuleCx<'_> {
             out.push((b.label.name.as_str().into(), actions));
         }
         (ok && arms.is_some()).then_some(out)
+    }
+}
+
+/// What a branch label is called in messages.
+fn label_word(branches: &Branches) -> &'static str {
+    match branches {
+        Branches::Arms(_) => "arm",
+        Branches::Outcomes(_) => "outcome",
     }
 }
 

@@ -443,43 +443,64 @@ impl Env {
                 definition,
             });
         }
-        // A computed audience must not depend on itself.
-        for a in defs {
-            if let Some(def) = &a.definition {
-                let mut stack = vec![def];
-                let mut visited = std::collections::HashSet::new();
+        // A computed audience must not depend on itself: one depth-first
+        // walk over the definitions, each reported cycle once.
+        let index: HashMap<&str, usize> = defs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.name.name.as_str(), i))
+            .collect();
+        let deps: Vec<Vec<(usize, &Ident)>> = defs
+            .iter()
+            .map(|d| {
+                let mut out = Vec::new();
+                let mut stack: Vec<&AudienceExpr> = d.definition.iter().collect();
                 while let Some(e) = stack.pop() {
                     match e {
-                        AudienceExpr::Name(n) if n.name == a.name.name => {
-                            diags.push(
+                        AudienceExpr::Name(n) => {
+                            out.extend(index.get(n.name.as_str()).map(|&i| (i, n)))
+                        }
+                        AudienceExpr::Binary(_, l, r) => stack.extend([&**l, &**r]),
+                    }
+                }
+                out
+            })
+            .collect();
+        // 0: not seen, 1: on the current path, 2: done.
+        let mut state = vec![0u8; defs.len()];
+        for root in 0..defs.len() {
+            if state[root] != 0 {
+                continue;
+            }
+            let mut path: Vec<(usize, usize)> = vec![(root, 0)];
+            state[root] = 1;
+            while let Some(&mut (node, ref mut next)) = path.last_mut() {
+                match deps[node].get(*next) {
+                    Some(&(dep, used_at)) => {
+                        *next += 1;
+                        match state[dep] {
+                            0 => {
+                                state[dep] = 1;
+                                path.push((dep, 0));
+                            }
+                            1 => diags.push(
                                 Diagnostic::new(
-                                    ErrorKind::UnknownName,
-                                    n.span,
+                                    ErrorKind::Cycle,
+                                    used_at.span,
                                     format!(
                                         "audience `{}` is defined in terms of itself",
-                                        a.name.name
+                                        defs[dep].name.name
                                     ),
-                                    "cycle",
+                                    "closes the cycle",
                                 )
-                                .note(a.name.span, "defined here"),
-                            );
-                            break;
+                                .note(defs[dep].name.span, "defined here"),
+                            ),
+                            _ => {}
                         }
-                        AudienceExpr::Name(n) => {
-                            if visited.insert(n.name.clone()) {
-                                if let Some(d) = defs
-                                    .iter()
-                                    .find(|d| d.name.name == n.name)
-                                    .and_then(|d| d.definition.as_ref())
-                                {
-                                    stack.push(d);
-                                }
-                            }
-                        }
-                        AudienceExpr::Binary(_, l, r) => {
-                            stack.push(l);
-                            stack.push(r);
-                        }
+                    }
+                    None => {
+                        state[node] = 2;
+                        path.pop();
                     }
                 }
             }
@@ -679,17 +700,18 @@ impl Env {
             None => Some(10_000),
         };
         let seed = b.get("seed").map(|v| settings::string(&v.value, diags));
-        let arms = b
-            .required("arms", "{ a: 50%, b: 50% }", diags)
-            .and_then(|v| arms(&v.value, diags));
-        if let Some(arms) = &arms {
+        let arms_setting = b.required("arms", "{ a: 50%, b: 50% }", diags);
+        // The arm names are known even when the shares are wrong, so that
+        // `split` branches are checked against them without more errors.
+        if let Some([Word::Map(entries, _)]) = arms_setting.map(|v| v.value.words.as_slice()) {
             if let Some((i, names)) = self.experiments.get(&s.name.name) {
                 if names.is_empty() {
                     self.experiments
-                        .set(i, arms.iter().map(|(n, _)| n.to_string()).collect());
+                        .set(i, entries.iter().map(|(n, _)| n.name.clone()).collect());
                 }
             }
         }
+        let arms = arms_setting.and_then(|v| arms(&v.value, diags));
         if layer.as_ref().is_some_and(Option::is_none) || seed.as_ref().is_some_and(Option::is_none)
         {
             return;

@@ -7,7 +7,7 @@ use crate::ast::{self, BinOp, ExprKind, Ident, Literal, UnOp};
 use crate::diagnostic::{Diagnostic, ErrorKind};
 use nudge_core::{FieldId, Timestamp, TypeId, Value, ValueType};
 use nudge_rete::ir::{
-    arith_type, cmp_fits, eval, AggFunc, Builtin, CmpOp, ConstEnv, Expr, FunctionId, SetId,
+    arith_type, cmp_fits, eval, AggFunc, ArithOp, Builtin, CmpOp, ConstEnv, Expr, FunctionId, SetId,
 };
 
 /// A type as the checker sees it: a value type, or the `null` literal.
@@ -494,12 +494,34 @@ impl RuleCx<'_> {
         let bool_ty = Ty::Val(ValueType::Bool);
         match op {
             BinOp::And | BinOp::Or => {
-                let (a, b) = (self.condition_expr(l, own), self.condition_expr(r, own));
-                let (a, b) = (a?, b?);
+                // A long `a or b or c ...` is a left-leaning tree: walk its
+                // spine in a loop rather than recurse once per operand.
+                let mut operands = vec![r];
+                let mut left = l;
+                while let ExprKind::Binary(inner, ll, lr) = &left.kind {
+                    if *inner != op {
+                        break;
+                    }
+                    operands.push(lr);
+                    left = ll;
+                }
+                operands.push(left);
+                operands.reverse();
+                let mut lowered = Vec::with_capacity(operands.len());
+                let mut ok = true;
+                for o in operands {
+                    match self.condition_expr(o, own) {
+                        Some(x) => lowered.push(x),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
                 let expr = if op == BinOp::And {
-                    Expr::And(vec![a, b])
+                    Expr::And(lowered)
                 } else {
-                    Expr::Or(vec![a, b])
+                    Expr::Or(lowered)
                 };
                 Some(Typed {
                     expr,
@@ -520,6 +542,13 @@ impl RuleCx<'_> {
                                 }
                                 _ => false,
                             };
+                            if !fits && lhs.ty == Ty::Val(ValueType::StringList) {
+                                return self.mismatch(
+                                    l.span,
+                                    format!("`{}` is a list<string>: `in` tests one value against a list", describe(l)),
+                                    Some(format!("to test the list's items, write `{} contains \"...\"`, joined with `or`", describe(l))),
+                                );
+                            }
                             if !fits {
                                 return self.mismatch(
                                     item.span,
@@ -603,7 +632,12 @@ impl RuleCx<'_> {
                     (Ty::Val(x), Ty::Val(y)) if !cmp_fits(cmp, x, y) => {
                         let help = match (&r.kind, x) {
                             (ExprKind::Lit(Literal::Str(s)), t)
-                                if t.is_numeric() && s.trim().parse::<f64>().is_ok() =>
+                                if t.is_numeric()
+                                    && !matches!(
+                                        cmp,
+                                        CmpOp::Contains | CmpOp::StartsWith | CmpOp::EndsWith
+                                    )
+                                    && s.trim().parse::<f64>().is_ok() =>
                             {
                                 Some(format!("write the number without quotes: `{}`", s.trim()))
                             }
@@ -632,11 +666,29 @@ impl RuleCx<'_> {
                     _ => None,
                 };
                 match ty {
-                    Some(t) => Some(Typed {
-                        expr: Expr::Arith(arith, Box::new(a.expr), Box::new(b.expr)),
-                        ty: Ty::Val(t),
-                        nullable: true,
-                    }),
+                    Some(t) => {
+                        let expr = Expr::Arith(arith, Box::new(a.expr), Box::new(b.expr));
+                        // Constant arithmetic is done now: an overflow or a division by
+                        // zero would make the condition silently never hold.
+                        if expr.is_constant() && eval(&expr, &ConstEnv) == Value::Null {
+                            let why = match arith {
+                                ArithOp::Div | ArithOp::Rem => "divides by zero or overflows",
+                                _ => "overflows",
+                            };
+                            self.diags.push(Diagnostic::new(
+                                ErrorKind::BadLiteral,
+                                e.span,
+                                format!("this arithmetic {why}"),
+                                "no value",
+                            ));
+                            return None;
+                        }
+                        Some(Typed {
+                            expr,
+                            ty: Ty::Val(t),
+                            nullable: true,
+                        })
+                    }
                     None => self.mismatch(
                         e.span,
                         format!(

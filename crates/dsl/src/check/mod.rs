@@ -106,9 +106,27 @@ pub fn check(
             decls: env.decls,
         })
     } else {
-        diags.sort_by_key(|d| (d.span.file, d.span.start));
-        Err(diags)
+        Err(without_follow_ons(diags))
     }
+}
+
+/// Sorts diagnostics by position and drops those that only repeat a
+/// malformed literal's problem (a bad number read as null, then found to be
+/// the wrong type).
+fn without_follow_ons(mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diags.sort_by_key(|d| (d.span.file, d.span.start));
+    let roots: Vec<crate::ast::Span> = diags
+        .iter()
+        .filter(|d| d.kind == ErrorKind::BadLiteral)
+        .map(|d| d.span)
+        .collect();
+    diags.retain(|d| {
+        d.kind == ErrorKind::BadLiteral
+            || !roots
+                .iter()
+                .any(|r| r.file == d.span.file && d.span.start <= r.start && r.end <= d.span.end)
+    });
+    diags
 }
 
 /// Checks files on disk.

@@ -26,6 +26,10 @@ pub(crate) struct Binding {
     pub shape: Shape,
 }
 
+/// Most patterns and aggregates one rule may bind: far beyond any real rule,
+/// and well inside the engine's slot numbers.
+pub(crate) const MAX_PATTERNS: usize = 1024;
+
 /// The state of checking one rule.
 pub(crate) struct RuleCx<'a> {
     pub env: &'a Env,
@@ -87,6 +91,15 @@ impl RuleCx<'_> {
     }
 
     fn bind(&mut self, name: Option<&Ident>, shape: Shape) {
+        if self.slots as usize == MAX_PATTERNS {
+            let span = name.map_or_else(ast::Span::default, |n| n.span);
+            self.diags.push(Diagnostic::new(
+                ErrorKind::Syntax,
+                span,
+                format!("a rule may bind at most {MAX_PATTERNS} patterns"),
+                "one too many",
+            ));
+        }
         let slot = Slot::new(self.slots);
         self.slots = self.slots.saturating_add(1);
         let Some(name) = name else { return };
@@ -178,6 +191,17 @@ impl RuleCx<'_> {
                 self.bind(p.binding.as_ref(), shape);
                 lowered.map(Condition::Pattern)
             }
+            Cond::Not(p, span) if self.is_call(p) => {
+                let call = ast::Expr {
+                    kind: ExprKind::Call(p.ty.clone(), p.tests.clone()),
+                    span: p.span,
+                };
+                let negated = ast::Expr {
+                    kind: ExprKind::Unary(ast::UnOp::Not, Box::new(call)),
+                    span: *span,
+                };
+                self.condition_expr(&negated, None).map(Condition::Test)
+            }
             Cond::Not(p, _) => self.pattern(p, "not").map(Condition::Not),
             Cond::Exists(p, _) => self.pattern(p, "exists").map(Condition::Exists),
             Cond::Aggregate(a) => {
@@ -236,12 +260,32 @@ impl RuleCx<'_> {
                 .help(format!("remove `{}:`", b.name)),
             );
         }
-        let resolved = self
-            .env
-            .types
-            .resolve(&p.ty, ErrorKind::UnknownType, self.diags)
-            .map(|(_, ty)| *ty);
-        let ty = resolved?;
+        let Some((_, &ty)) = self.env.types.get(&p.ty.name) else {
+            // A bare `name(...)` line may be a misspelt function as well as a type.
+            let bare = p.binding.is_none() && p.qualifiers.is_empty();
+            let functions: Vec<&str> = if bare {
+                Builtin::ALL
+                    .iter()
+                    .map(|b| b.name())
+                    .chain(self.env.functions.names())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let what = if bare {
+                "fact type or function"
+            } else {
+                "fact type"
+            };
+            let known = self.env.types.names().chain(functions.iter().copied());
+            self.diags.push(super::names::unknown(
+                ErrorKind::UnknownType,
+                what,
+                &p.ty,
+                known,
+            ));
+            return None;
+        };
         let own = Own {
             ty,
             binding: p.binding.as_ref().map(|b| b.name.as_str()),

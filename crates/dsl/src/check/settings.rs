@@ -13,6 +13,8 @@ pub(crate) struct Block<'a> {
     what: &'static str,
     name: &'a Ident,
     settings: Vec<&'a Setting>,
+    /// Settings that unknown names were taken to mean (`limt` → `limit`).
+    meant: Vec<&'static str>,
 }
 
 impl<'a> Block<'a> {
@@ -20,10 +22,11 @@ impl<'a> Block<'a> {
         what: &'static str,
         name: &'a Ident,
         settings: impl IntoIterator<Item = &'a Setting>,
-        allowed: &[&str],
+        allowed: &[&'static str],
         diags: &mut Vec<Diagnostic>,
     ) -> Self {
         let mut kept: Vec<&Setting> = Vec::new();
+        let mut meant: Vec<&'static str> = Vec::new();
         for s in settings {
             if !allowed.contains(&s.name.name.as_str()) {
                 let mut d = Diagnostic::new(
@@ -33,7 +36,10 @@ impl<'a> Block<'a> {
                     "unknown setting",
                 );
                 d = match suggest(&s.name.name, allowed.iter().copied()) {
-                    Some(g) => d.help(format!("did you mean `{g}`?")),
+                    Some(g) => {
+                        meant.extend(allowed.iter().copied().find(|a| *a == g));
+                        d.help(format!("did you mean `{g}`?"))
+                    }
                     None => d.help(format!("a {what} takes {}", list(allowed))),
                 };
                 diags.push(d);
@@ -55,6 +61,7 @@ impl<'a> Block<'a> {
             what,
             name,
             settings: kept,
+            meant,
         }
     }
 
@@ -70,7 +77,8 @@ impl<'a> Block<'a> {
         diags: &mut Vec<Diagnostic>,
     ) -> Option<&'a Setting> {
         let s = self.get(name);
-        if s.is_none() {
+        // A misspelt setting is reported once, as misspelt.
+        if s.is_none() && !self.meant.contains(&name) {
             diags.push(
                 Diagnostic::new(
                     ErrorKind::BadSetting,

@@ -356,7 +356,7 @@ impl<H: Host> Session<H> {
                 out.push((a, slots.to_vec()));
             }
         }
-        out.sort_by(|a, b| b.0.cmp(&a.0));
+        out.sort_by_key(|a| Reverse(a.0));
         out.into_iter()
             .map(|(a, f)| (crate::ir::RuleId::new(a.rule.0), f))
             .collect()
