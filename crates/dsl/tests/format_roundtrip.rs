@@ -344,13 +344,22 @@ fn action() -> impl Strategy<Value = ActionStmt> {
     ];
     leaf.prop_recursive(3, 12, 3, |inner| {
         prop_oneof![
-            (duration(), any::<bool>(), inner.clone()).prop_map(|(after, regardless, a)| {
-                act(ActionKind::Delayed {
-                    after,
-                    regardless,
-                    action: Box::new(a),
-                })
-            }),
+            (
+                duration(),
+                any::<bool>(),
+                // The grammar allows one delay per action.
+                inner.clone().prop_filter("one delay", |a| !matches!(
+                    a.kind,
+                    ActionKind::Delayed { .. }
+                )),
+            )
+                .prop_map(|(after, regardless, a)| {
+                    act(ActionKind::Delayed {
+                        after,
+                        regardless,
+                        action: Box::new(a),
+                    })
+                }),
             (
                 action_name(),
                 named_args(),
