@@ -24,6 +24,7 @@
 //! Ok::<(), String>(())
 //! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub use nudge_core::{
     decl, ActionSignature, Decision, Duration, FactKind, FactType, FieldId, Schema, Timestamp,

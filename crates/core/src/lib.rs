@@ -17,6 +17,7 @@
 //! Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod action;
 mod decision;

@@ -98,7 +98,7 @@ impl fmt::Display for Duration {
         let abs = self.0.unsigned_abs();
         for (unit, scale) in UNITS.into_iter().skip(1) {
             let scale = scale as u64;
-            if abs % scale == 0 {
+            if abs.is_multiple_of(scale) {
                 return write!(f, "{sign}{}{unit}", abs / scale);
             }
         }

@@ -412,6 +412,8 @@ impl RuleAttr {
 }
 
 /// A condition of the `when` part.
+// Conditions live in one Vec per rule, built once: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cond {
     /// `b: type(tests) qualifiers`

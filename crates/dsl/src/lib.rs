@@ -27,6 +27,7 @@
 //! [`MAX_NESTING`] and expression depth to [`MAX_EXPR_DEPTH`], so no input
 //! can exhaust the stack; every other problem is a diagnostic, never a panic.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod ast;
 mod check;

@@ -41,8 +41,6 @@ const ITEM_KEYWORDS: [&str; 12] = [
 /// Parses one file. Every syntax error that item-level recovery can reach is
 /// reported; the items that parsed are returned either way.
 pub fn parse_module(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
-    static DETAIL: OnceLock<()> = OnceLock::new();
-    DETAIL.get_or_init(|| pest::set_error_detail(true));
     let mut module = Module::default();
     let mut diags = Vec::new();
     let scan = scan(text);
@@ -88,7 +86,7 @@ pub fn parse_module(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
                 None => break,
             }
         }
-        match Grammar::parse(Rule::item_at, &text[pos..]) {
+        match parse_item(&text[pos..]) {
             Ok(mut pairs) => {
                 let item_at = pairs.next().expect("item_at always yields itself");
                 let item = item_at.into_inner().next().expect("item_at holds one item");
@@ -113,6 +111,26 @@ pub fn parse_module(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
         }
     }
     (module, diags)
+}
+
+/// Parses one item. Tracking what pest expected makes parsing several times
+/// slower, so it is switched on only to explain a failure: the failing item
+/// is parsed again with tracking on. pest's switch is global, hence the lock;
+/// other threads parsing meanwhile only run slower.
+fn parse_item(text: &str) -> Result<Pairs<'_, Rule>, pest::error::Error<Rule>> {
+    static DETAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    match Grammar::parse(Rule::item_at, text) {
+        Ok(pairs) => Ok(pairs),
+        Err(quick) => {
+            let _only_one = DETAIL
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            pest::set_error_detail(true);
+            let detailed = Grammar::parse(Rule::item_at, text);
+            pest::set_error_detail(false);
+            Err(detailed.err().unwrap_or(quick))
+        }
+    }
 }
 
 struct Scan {

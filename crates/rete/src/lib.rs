@@ -13,6 +13,7 @@
 //! is an action named `coupon`, an audience is a membership set the
 //! [`Host`] answers for.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod ir;
 mod network;

@@ -473,7 +473,7 @@ impl RuleCx<'_> {
                 .resolve(n, ErrorKind::UnknownName, self.diags)
                 .is_some(),
             DeclKind::State => match states {
-                Some(states) if states.iter().any(|s| *s == n.name) => true,
+                Some(states) if states.contains(&n.name) => true,
                 Some(states) => {
                     self.diags.push(unknown(
                         ErrorKind::UnknownState,
@@ -536,7 +536,7 @@ impl RuleCx<'_> {
                 continue;
             }
             if let Some(arms) = arms {
-                if !arms.iter().any(|a| *a == b.label.name) {
+                if !arms.contains(&b.label.name) {
                     self.diags.push(unknown(
                         ErrorKind::BadArgument,
                         what,

@@ -366,6 +366,8 @@ pub struct RuleSet {
     sets: Vec<Arc<str>>,
     functions: Vec<FunctionSignature>,
     rules: Vec<Rule>,
+    #[serde(skip)]
+    rule_names: std::collections::HashMap<Arc<str>, RuleId>,
 }
 
 impl RuleSet {
@@ -414,13 +416,15 @@ impl RuleSet {
 
     /// Checks and normalizes `rule`, then adds it. On error the set is unchanged.
     pub fn add_rule(&mut self, rule: Rule) -> Result<RuleId, IrError> {
-        if self.rules.iter().any(|r| r.name == rule.name) {
+        if self.rule_names.contains_key(&rule.name) {
             return Err(IrError::DuplicateRule(rule.name.to_string()));
         }
         let shapes = validate::check_rule(self, &rule)?;
         let rule = normalize::normalize_rule(self, &shapes, rule);
+        let id = RuleId::new(self.rules.len() as u32);
+        self.rule_names.insert(rule.name.clone(), id);
         self.rules.push(rule);
-        Ok(RuleId::new(self.rules.len() as u32 - 1))
+        Ok(id)
     }
 
     /// The rules, by [`RuleId`].
@@ -431,13 +435,16 @@ impl RuleSet {
     /// Rebuilds lookup indexes after deserializing.
     pub fn reindex(&mut self) {
         self.schema.reindex();
+        self.rule_names = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), RuleId::new(i as u32)))
+            .collect();
     }
 
     /// Looks a rule up by name.
     pub fn rule_id(&self, name: &str) -> Option<RuleId> {
-        self.rules
-            .iter()
-            .position(|r| &*r.name == name)
-            .map(|i| RuleId::new(i as u32))
+        self.rule_names.get(name).copied()
     }
 }

@@ -342,8 +342,7 @@ fn right_rank(e: &Expr) -> u8 {
 
 /// Normalizes one expression, children first.
 fn norm(scope: &Scope<'_>, e: Expr) -> Expr {
-    let e = map_children(e, &mut |x| step(scope, x));
-    e
+    map_children(e, &mut |x| step(scope, x))
 }
 
 /// One normalization step on a node whose children are already normal.

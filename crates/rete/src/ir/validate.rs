@@ -322,7 +322,7 @@ fn check(rules: &RuleSet, rule: &Rule) -> Result<Vec<SlotShape>, Problem> {
         slots: &shapes,
     };
     for a in &rule.actions {
-        check_action(&scope, rule, a)?;
+        check_action(&scope, a)?;
     }
     Ok(shapes)
 }
@@ -413,7 +413,7 @@ fn check_aggregate(rules: &RuleSet, earlier: &[SlotShape], a: &Aggregate) -> Res
     Ok(())
 }
 
-fn check_action(scope: &Scope<'_>, rule: &Rule, a: &Action) -> Result<(), Problem> {
+fn check_action(scope: &Scope<'_>, a: &Action) -> Result<(), Problem> {
     match a {
         Action::Insert { ty, fields } => {
             check_type(scope.rules, *ty)?;
@@ -444,11 +444,11 @@ fn check_action(scope: &Scope<'_>, rule: &Rule, a: &Action) -> Result<(), Proble
             }
             for (_, actions) in &emit.branches {
                 for a in actions {
-                    check_action(scope, rule, a)?;
+                    check_action(scope, a)?;
                 }
             }
         }
-        Action::Delayed { action, .. } => check_action(scope, rule, action)?,
+        Action::Delayed { action, .. } => check_action(scope, action)?,
     }
     Ok(())
 }
