@@ -135,6 +135,14 @@ fn write_all(a: &Args) -> std::io::Result<()> {
             }
         });
         writeln!(profiles, "{line}")?;
+        // The host records lifecycle states; some users are still prospects.
+        if u < a.users - registered_today && rng.below(10) < 3 {
+            let state = json!({
+                "insert": "lifecycle",
+                "fields": {"user_id": format!("u{u}"), "state": "prospect", "since": "2026-10-01T00:00:00Z"}
+            });
+            writeln!(profiles, "{state}")?;
+        }
     }
     profiles.flush()?;
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds nudge and runs its main job on the example campaign.
+# Builds nudge and runs its main job: replays a day of example shop events
+# through the storefront campaign and shows the decisions it makes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,5 +9,14 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-cargo build --release --quiet --locked --bin nudge
-exec target/release/nudge check examples/campaign/main.nudge "$@"
+out=target/storefront
+cargo build --release --quiet --locked --bin nudge --example generate_events
+target/release/examples/generate_events --users 2000 --events 20000 --out "$out"
+nudge=target/release/nudge
+"$nudge" check examples/storefront/main.nudge
+"$nudge" replay examples/storefront/main.nudge --facts "$out/profiles.jsonl" --events "$out/events.jsonl" > "$out/decisions.jsonl"
+echo
+echo "first decisions (all of them are in $out/decisions.jsonl):"
+head -n 8 "$out/decisions.jsonl"
+echo
+"$nudge" replay examples/storefront/main.nudge --facts "$out/profiles.jsonl" --events "$out/events.jsonl" --summary
