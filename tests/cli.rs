@@ -124,3 +124,75 @@ fn readme_quick_start_checks_as_written() {
         "the quick start is formatted"
     );
 }
+
+#[test]
+fn graph_json_shows_one_alpha_node_shared_by_two_rules() {
+    let rules = "event order_paid { key user_id: string  amount: float }\n\
+        rule a { when o: order_paid(amount > 100) then message(channel: \"push\", template: \"a\", user: o.user_id) }\n\
+        rule b { when o: order_paid(amount > 100) then message(channel: \"sms\", template: \"b\", user: o.user_id) }\n";
+    let path = scratch("graph", rules);
+    let out = nudge(&["graph", path.to_str().unwrap(), "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let alpha: Vec<&serde_json::Value> = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "alpha")
+        .collect();
+    assert_eq!(alpha.len(), 1, "{doc:#}");
+    assert_eq!(alpha[0]["label"], "amount > 100.0");
+    assert_eq!(alpha[0]["rules"], serde_json::json!(["a", "b"]));
+    assert_eq!(doc["stats"]["alpha_nodes"], 1);
+    let dot = nudge(&["graph", path.to_str().unwrap()]);
+    assert!(text(&dot.stdout).starts_with("digraph nudge {"));
+}
+
+#[test]
+fn replay_prints_decisions_and_reports_bad_lines() {
+    let rules = "event order_paid { key user_id: string  amount: float }\n\
+        rule big { when o: order_paid(amount > 100) then message(channel: \"push\", template: \"thanks\", user: o.user_id) }\n";
+    let path = scratch("replay", rules);
+    let events = path.with_file_name("events.jsonl");
+    std::fs::write(
+        &events,
+        concat!(
+            "{\"insert\": \"order_paid\", \"fields\": {\"user_id\": \"u1\", \"amount\": 150}, \"ref\": \"o1\"}\n",
+            "{\"insert\": \"order_paid\", \"fields\": {\"user_id\": \"u2\", \"amount\": \"lots\"}}\n",
+            "not json\n",
+            "{\"modify\": \"o1\", \"fields\": {\"amount\": 300}}\n",
+            "{\"retract\": \"o1\"}\n",
+            "{\"retract\": \"o1\"}\n",
+        ),
+    )
+    .unwrap();
+    let (p, e) = (path.to_str().unwrap(), events.to_str().unwrap());
+    let out = nudge(&["replay", p, "--events", e]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "the insert and the modify each fire");
+    assert_eq!(
+        (lines[0]["line"].as_u64(), lines[1]["line"].as_u64()),
+        (Some(1), Some(4))
+    );
+    assert_eq!(lines[0]["args"]["user"], "u1");
+    let stderr = text(&out.stderr);
+    for bad in ["events.jsonl:2:", "events.jsonl:3:", "events.jsonl:6:"] {
+        assert!(stderr.contains(bad), "{bad} missing in:\n{stderr}");
+    }
+    assert!(stderr.contains("3 bad lines skipped"), "{stderr}");
+    let strict = nudge(&["replay", p, "--events", e, "--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(
+        text(&strict.stderr).contains("events.jsonl:2: field `amount` of `order_paid` is float")
+    );
+    let summary = nudge(&["replay", p, "--events", e, "--summary"]);
+    assert!(
+        text(&summary.stdout).contains("6 lines, 3 applied, 3 refused, 2 decisions"),
+        "{}",
+        text(&summary.stdout)
+    );
+}

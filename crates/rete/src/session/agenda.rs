@@ -1,5 +1,6 @@
 //! The agenda: activations waiting to fire, in conflict-resolution order.
 
+use super::facts::FactId;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
@@ -14,6 +15,12 @@ pub(crate) struct Activation {
     pub token: u32,
     /// Token generation: a removed token's activation is stale.
     pub generation: u32,
+    /// For a single-pattern rule, the matched fact itself: such matches
+    /// need no tokens. `FactId::NONE` otherwise.
+    pub fact: FactId,
+    /// The fact's insertion order when matched: a modified or retracted
+    /// fact's activation is stale.
+    pub fact_seq: u64,
 }
 
 impl Ord for Activation {
@@ -49,6 +56,10 @@ impl Agenda {
     pub fn pop(&mut self) -> Option<Activation> {
         self.heap.pop()
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Activation> {
+        self.heap.iter()
+    }
 }
 
 #[cfg(test)]
@@ -62,6 +73,8 @@ mod tests {
             rule: Reverse(rule),
             token: rule,
             generation: 0,
+            fact: FactId::NONE,
+            fact_seq: 0,
         }
     }
 

@@ -320,48 +320,75 @@ impl<H: Host> Session<H> {
     /// fact bound at each slot. This is what the differential tests compare
     /// with the reference evaluator.
     pub fn matches(&self) -> Vec<(crate::ir::RuleId, Vec<FactId>)> {
+        let (net, state) = (&*self.net, &self.state);
         let mut out = Vec::new();
-        for (t, tok) in self.state.tokens.slab.iter().enumerate() {
+        for (t, tok) in state.tokens.slab.iter().enumerate() {
             if !tok.live {
                 continue;
             }
-            if let BetaKind::Terminal(rule) = self.net.beta[tok.node as usize].kind {
-                out.push((rule, self.state.slots_of(&self.net, t as u32).to_vec()));
+            if let BetaKind::Terminal(rule) = net.beta[tok.node as usize].kind {
+                out.push((rule, state.slots_of(net, t as u32).to_vec()));
+            }
+        }
+        // Single-pattern rules hold no tokens: their matches are the facts
+        // that reach their join below the root.
+        let mut stack = Vec::new();
+        for (id, d) in state.facts.ids() {
+            let mut mems = Vec::new();
+            net.alpha
+                .dispatch(d.ty, &d.values, &mut stack, |m| mems.push(m));
+            for m in mems {
+                for &n in &net.alpha_successors[m as usize] {
+                    let node = &net.beta[n as usize];
+                    let (BetaKind::Join(input), 0) = (&node.kind, node.parent) else {
+                        continue;
+                    };
+                    if !state.matches(net, node, input, ROOT, id) {
+                        continue;
+                    }
+                    for &c in &node.children {
+                        if let BetaKind::Terminal(rule) = net.beta[c as usize].kind {
+                            out.push((rule, vec![id]));
+                        }
+                    }
+                }
             }
         }
         out.sort();
         out
     }
 
-    /// The rules that have activations waiting (after refraction, groups
-    /// and no-loop), in firing order: what `fire` would fire first, for
-    /// tests and tooling.
+    /// The activations waiting to fire, in firing order: the rule and the
+    /// facts of each (refraction, no-loop and activation groups applied).
     pub fn pending(&self) -> Vec<(crate::ir::RuleId, Vec<FactId>)> {
-        let mut out: Vec<(Activation, Vec<FactId>)> = Vec::new();
-        for (t, tok) in self.state.tokens.slab.iter().enumerate() {
-            if !tok.live || tok.fired {
-                continue;
-            }
-            let node = &self.net.beta[tok.node as usize];
-            if let BetaKind::Terminal(rule) = node.kind {
-                let r = &self.net.rules.rules()[rule.index()];
-                let a = Activation {
-                    salience: r.salience,
-                    recency: tok.recency,
-                    rule: Reverse(rule.index() as u32),
-                    token: t as u32,
-                    generation: tok.generation,
+        let (net, state) = (&*self.net, &self.state);
+        let mut waiting: Vec<&Activation> = state
+            .agenda
+            .iter()
+            .filter(|a| {
+                let (stale, trigger) = state.check_activation(a);
+                let blocked = net.rule_group[a.rule.0 as usize]
+                    .is_some_and(|g| state.group_fired.contains(&(g, trigger)));
+                !stale && !blocked
+            })
+            .collect();
+        waiting.sort_by(|a, b| b.cmp(a));
+        waiting
+            .into_iter()
+            .map(|a| {
+                let facts = if a.token == NONE {
+                    vec![a.fact]
+                } else {
+                    state.slots_of(net, a.token).to_vec()
                 };
-                let slots = self.state.slots_of(&self.net, t as u32);
-                out.push((a, slots.to_vec()));
-            }
-        }
-        out.sort_by_key(|a| Reverse(a.0));
-        out.into_iter()
-            .map(|(a, f)| (crate::ir::RuleId::new(a.rule.0), f))
+                (crate::ir::RuleId::new(a.rule.0), facts)
+            })
             .collect()
     }
 }
+
+/// The root token: the first token of every session.
+const ROOT: u32 = 0;
 
 fn hash_key<'a>(values: impl Iterator<Item = &'a Value>) -> u64 {
     let mut h = FxHasher::default();
@@ -576,6 +603,12 @@ impl<H: Host> State<H> {
             Some(d) => self.right_key(input, &d.values),
             None => return,
         };
+        if node.parent == 0 {
+            if let BetaKind::Join(_) = node.kind {
+                self.root_join(net, n, f);
+                return;
+            }
+        }
         let mem = &mut self.mems[n as usize];
         if node.parent != 0 {
             mem.right.entry(key).or_default().push(f);
@@ -615,6 +648,64 @@ impl<H: Host> State<H> {
         }
     }
 
+    /// A fact entering a join just below the root. Its only left token is
+    /// the root's, so there is no memory to consult; a rule made of this one
+    /// pattern gets its activation straight from the fact, with no token,
+    /// and a token is made only for children that go on matching.
+    fn root_join(&mut self, net: &Network, n: BetaId, f: FactId) {
+        let node = &net.beta[n as usize];
+        let Some(input) = input(node) else { return };
+        if !input.filters.is_empty() && !self.matches(net, node, input, ROOT, f) {
+            return;
+        }
+        let Some(seq) = self.facts.get(f).map(|d| d.seq) else {
+            return;
+        };
+        let mut token = None;
+        for &c in &node.children {
+            match net.beta[c as usize].kind {
+                BetaKind::Terminal(rule) => {
+                    self.push_activation(net, rule, NONE, 0, seq, f, seq);
+                }
+                _ => {
+                    let t = match token {
+                        Some(t) => t,
+                        None => *token.insert(self.join_token(n, ROOT, f)),
+                    };
+                    self.activate_child(net, t, c);
+                }
+            }
+        }
+    }
+
+    /// Queues a rule's activation, unless no-loop forbids it; says which.
+    #[allow(clippy::too_many_arguments)]
+    fn push_activation(
+        &mut self,
+        net: &Network,
+        rule: crate::ir::RuleId,
+        token: u32,
+        generation: u32,
+        recency: u64,
+        fact: FactId,
+        fact_seq: u64,
+    ) -> bool {
+        let r = &net.rules.rules()[rule.index()];
+        if r.no_loop && self.firing == Some(rule.index()) {
+            return false;
+        }
+        self.agenda.push(Activation {
+            salience: r.salience,
+            recency,
+            rule: Reverse(rule.index() as u32),
+            token,
+            generation,
+            fact,
+            fact_seq,
+        });
+        true
+    }
+
     fn join_token(&mut self, node: BetaId, parent: u32, f: FactId) -> u32 {
         let (p_recency, p_trigger) = {
             let p = self.tokens.get(parent);
@@ -643,6 +734,13 @@ impl<H: Host> State<H> {
         let node_id = self.tokens.get(t).node;
         let node = &net.beta[node_id as usize];
         for &c in &node.children {
+            self.activate_child(net, t, c);
+        }
+    }
+
+    /// Passes an active token to one child node.
+    fn activate_child(&mut self, net: &Network, t: u32, c: BetaId) {
+        {
             let child = &net.beta[c as usize];
             match &child.kind {
                 BetaKind::Join(input) => {
@@ -651,7 +749,7 @@ impl<H: Host> State<H> {
                     let rights: SmallVec<[FactId; 8]> = match self.mems[c as usize].right.get(&key)
                     {
                         Some(v) => v.iter().copied().collect(),
-                        None => continue,
+                        None => return,
                     };
                     for f in rights {
                         if self.tokens.get(t).live && self.matches(net, child, input, t, f) {
@@ -709,18 +807,9 @@ impl<H: Host> State<H> {
                         (p.recency, p.trigger)
                     };
                     let t2 = self.tokens.add(c, t, FactId::NONE, recency, trigger);
-                    let r = &net.rules.rules()[rule.index()];
-                    if r.no_loop && self.firing == Some(rule.index()) {
+                    let generation = self.tokens.get(t2).generation;
+                    if !self.push_activation(net, *rule, t2, generation, recency, FactId::NONE, 0) {
                         self.tokens.get_mut(t2).fired = true;
-                    } else {
-                        let generation = self.tokens.get(t2).generation;
-                        self.agenda.push(Activation {
-                            salience: r.salience,
-                            recency,
-                            rule: Reverse(rule.index() as u32),
-                            token: t2,
-                            generation,
-                        });
                     }
                 }
                 BetaKind::Root => {}
@@ -905,13 +994,7 @@ impl<H: Host> State<H> {
     fn fire(&mut self, net: &Network) -> Result<usize, SessionError> {
         let mut fired = 0;
         while let Some(a) = self.agenda.pop() {
-            let (stale, trigger) = {
-                let tok = self.tokens.get(a.token);
-                (
-                    !tok.live || tok.generation != a.generation || tok.fired,
-                    tok.trigger,
-                )
-            };
+            let (stale, trigger) = self.check_activation(&a);
             if stale {
                 continue;
             }
@@ -920,7 +1003,9 @@ impl<H: Host> State<H> {
                 return Err(SessionError::RunLimit { fired });
             }
             let rule = a.rule.0 as usize;
-            self.tokens.get_mut(a.token).fired = true;
+            if a.token != NONE {
+                self.tokens.get_mut(a.token).fired = true;
+            }
             if let Some(g) = net.rule_group[rule] {
                 if !self.group_fired.insert((g, trigger)) {
                     continue;
@@ -929,7 +1014,11 @@ impl<H: Host> State<H> {
             fired += 1;
             self.counters.firings += 1;
             self.rule_firings[rule] += 1;
-            let slots = self.slots_of(net, a.token);
+            let slots = if a.token == NONE {
+                SmallVec::from_slice(&[a.fact])
+            } else {
+                self.slots_of(net, a.token)
+            };
             self.firing = Some(rule);
             let result = self.run_actions(net, rule, &net.actions[rule], &slots);
             self.firing = None;
@@ -941,6 +1030,19 @@ impl<H: Host> State<H> {
             }
         }
         Ok(fired)
+    }
+
+    /// Whether a popped activation is stale, and its trigger fact.
+    fn check_activation(&self, a: &Activation) -> (bool, FactId) {
+        if a.token == NONE {
+            let live = self.facts.get(a.fact).is_some_and(|d| d.seq == a.fact_seq);
+            return (!live, a.fact);
+        }
+        let tok = self.tokens.get(a.token);
+        (
+            !tok.live || tok.generation != a.generation || tok.fired,
+            tok.trigger,
+        )
     }
 
     fn eval_args(&self, exprs: &[Expr], slots: &[FactId]) -> SmallVec<[Value; 8]> {
