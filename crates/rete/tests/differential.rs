@@ -7,19 +7,22 @@
 //! the generated schema when the rules are built, so every case is well
 //! typed and shrinks towards field 0, the first test shape and constant 0.
 //!
+//! A case stops early once working memory or the matches grow past a cap
+//! (`FACT_CAP`, `MATCH_CAP`), after its last comparison, so that no case
+//! drowns the brute force.
+//!
 //! 256 cases per property by default; set `PROPTEST_CASES` for more.
 
 mod reference;
 
 use nudge_core::{FactKind, FactType, FieldId, Schema, Timestamp, TypeId, Value, ValueType};
-use nudge_rete::ir::SetId;
 use nudge_rete::ir::{
     Action, Arg, ArithOp, Builtin, CmpOp, Condition, Emit, Expr, Pattern, Rule, RuleId, RuleSet,
-    Slot,
+    SetId, Slot,
 };
 use nudge_rete::{FactError, FactId, Host, Network, Session, SessionConfig, SessionError};
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
+use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 use std::fmt::Write;
 
 // ---------------------------------------------------------------------------
@@ -842,8 +845,19 @@ impl Host for Sets {
     }
 }
 
-/// Working memory past which a case stops early, to keep the brute force cheap.
-const FACT_CAP: usize = 60;
+/// Working memory, and matches, past which a case stops early (after its
+/// last comparison), to keep the brute force cheap.
+const FACT_CAP: usize = 40;
+const MATCH_CAP: usize = 10_000;
+
+/// Firings allowed per `Fire` operation under forward chaining: rules may
+/// activate each other for ever, and `SessionError::RunLimit` is accepted.
+const FIRINGS: usize = 200;
+
+/// Firings per call to `Session::fire` (its `max_firings`): a `Fire`
+/// operation makes up to `FIRINGS / SLICE` calls. Rules that insert can add
+/// two facts per firing, so working memory stays below `FACT_CAP + 2 * SLICE`.
+const SLICE: usize = 10;
 
 struct Run {
     session: Session<Sets>,
@@ -870,8 +884,9 @@ impl Run {
         ))
     }
 
-    /// The engine's matches must be the reference's.
-    fn check(&self) -> Result<(), TestCaseError> {
+    /// The engine's matches must be the reference's. Then whether the case
+    /// should stop: working memory or the matches have grown too large.
+    fn check(&self) -> Result<bool, TestCaseError> {
         let engine = self.session.matches();
         let facts = reference::facts_of(&self.session);
         let expected = reference::all_matches(
@@ -894,7 +909,7 @@ impl Run {
                 return Err(self.fail(format!("pending activation {p:?} is not a match")));
             }
         }
-        Ok(())
+        Ok(engine.len() > MATCH_CAP || self.session.fact_count() > FACT_CAP)
     }
 
     fn live(&self) -> Vec<FactId> {
@@ -915,7 +930,7 @@ fn run(case: &Case, forward: bool) -> Result<(), TestCaseError> {
     let network = Network::shared(rules).expect("the engine compiles every generated rule");
     let mut session = Session::with_host(network, Sets);
     if forward {
-        session.set_config(SessionConfig { max_firings: 200 });
+        session.set_config(SessionConfig { max_firings: SLICE });
     }
     let mut run = Run {
         session,
@@ -996,13 +1011,14 @@ fn run(case: &Case, forward: bool) -> Result<(), TestCaseError> {
                     return Err(run.fail(format!("{text} gave {result:?}")));
                 }
             }
-            Op::Fire => {
-                let pending = run.session.pending();
-                let before = run.session.decision_count();
-                let result = run.session.fire();
-                run.log.push(format!("fire -> {result:?}"));
-                if forward {
-                    match &result {
+            Op::Fire if forward => {
+                // Up to `FIRINGS` firings, in calls of `max_firings` each, so
+                // that matches are compared along the way and a run that fills
+                // working memory is cut short before the brute force drowns.
+                for _ in 0..FIRINGS / SLICE {
+                    let result = run.session.fire();
+                    run.log.push(format!("fire -> {result:?}"));
+                    match result {
                         Ok(_) => {
                             let left = run.session.pending();
                             if !left.is_empty() {
@@ -1010,50 +1026,66 @@ fn run(case: &Case, forward: bool) -> Result<(), TestCaseError> {
                                     "fire returned with activations pending: {left:?}"
                                 )));
                             }
+                            break;
                         }
-                        Err(SessionError::RunLimit { .. } | SessionError::Action { .. }) => {}
+                        Err(SessionError::RunLimit { .. }) => {}
+                        Err(SessionError::Action { .. }) => break,
                         Err(e) => return Err(run.fail(format!("fire failed: {e}"))),
                     }
-                } else {
-                    // Rules only emit, so firing changes nothing: exactly the
-                    // pending activations fire, in the order `pending` gives.
-                    let fired: Vec<(RuleId, Vec<FactId>)> = run
-                        .session
-                        .decisions()
-                        .skip(before)
-                        .map(|d| (d.rule(), d.facts().to_vec()))
-                        .collect();
-                    if result != Ok(pending.len()) || fired != pending {
-                        return Err(run.fail(format!(
-                            "fire gave {result:?} and fired\n{}but the pending activations were\n{}",
-                            matches_text(&fired),
-                            matches_text(&pending),
-                        )));
-                    }
-                    if !run.session.pending().is_empty() {
-                        return Err(run.fail("fire left activations pending".into()));
+                    if run.check()? {
+                        return Ok(());
                     }
                 }
             }
+            Op::Fire => {
+                // Rules only emit, so firing changes nothing: exactly the
+                // pending activations fire, in the order `pending` gives.
+                let pending = run.session.pending();
+                let before = run.session.decision_count();
+                let result = run.session.fire();
+                run.log.push(format!("fire -> {result:?}"));
+                let fired: Vec<(RuleId, Vec<FactId>)> = run
+                    .session
+                    .decisions()
+                    .skip(before)
+                    .map(|d| (d.rule(), d.facts().to_vec()))
+                    .collect();
+                if result != Ok(pending.len()) || fired != pending {
+                    return Err(run.fail(format!(
+                        "fire gave {result:?} and fired\n{}but the pending activations were\n{}",
+                        matches_text(&fired),
+                        matches_text(&pending),
+                    )));
+                }
+                if !run.session.pending().is_empty() {
+                    return Err(run.fail("fire left activations pending".into()));
+                }
+            }
         }
-        run.check()?;
-        if run.session.fact_count() > FACT_CAP {
+        if run.check()? {
             break;
         }
     }
     Ok(())
 }
 
-/// Cases per property: `PROPTEST_CASES`, or 256.
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
+/// 256 cases per property, or `PROPTEST_CASES`; failures are saved in
+/// `differential.proptest-regressions`, next to this file, and replayed first.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(256);
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::with_cases(cases)
+    }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(config())]
 
     /// Rules that only emit: working memory changes only by the test's own
     /// inserts, modifies and retracts.
@@ -1062,7 +1094,10 @@ proptest! {
         run(&case, false)?;
     }
 
-    /// Rules that insert, modify and retract facts as they fire.
+    /// Rules that insert, modify and retract facts as they fire; they may
+    /// activate each other for ever, so each `fire` operation gets at most
+    /// `FIRINGS` firings and `SessionError::RunLimit` is accepted, as is an
+    /// action that fails (it modifies or retracts a fact already retracted).
     #[test]
     fn matches_agree_with_the_reference_under_forward_chaining(case in case(3)) {
         run(&case, true)?;

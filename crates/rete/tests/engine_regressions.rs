@@ -2,8 +2,7 @@
 //! reduced to its smallest case.
 
 use nudge_core::{FactKind, FactType, Schema, TypeId, Value, ValueType};
-use nudge_rete::ir::{Condition, Pattern, RuleId, RuleSet};
-use nudge_rete::ir::{Expr, Rule, Slot};
+use nudge_rete::ir::{Condition, Expr, Pattern, Rule, RuleId, RuleSet, Slot};
 use nudge_rete::{FactId, Network, Session};
 
 /// Two types `t0` and `t1`, each with one int field `f0`, and one rule made

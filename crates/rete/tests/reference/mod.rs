@@ -8,8 +8,9 @@
 //! easy to see).
 
 use nudge_core::{FieldId, Timestamp, TypeId, Value};
-use nudge_rete::ir::{compare, test, CmpOp, Condition, Env, FunctionId, Pattern, RuleId, RuleSet};
-use nudge_rete::ir::{SetId, Slot};
+use nudge_rete::ir::{
+    compare, test, CmpOp, Condition, Env, FunctionId, Pattern, RuleId, RuleSet, SetId, Slot,
+};
 use nudge_rete::{FactId, Host, Session};
 
 /// One fact of working memory.
