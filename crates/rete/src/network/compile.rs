@@ -82,11 +82,22 @@ pub(super) fn compile(rules: RuleSet) -> Result<Network, CompileError> {
         .collect();
     let mut alpha_successors = b.alpha_successors;
     alpha_successors.resize(b.alpha.mems.len(), Vec::new());
+    let mut withdraw_visits_alpha = vec![false; types];
+    for (m, successors) in alpha_successors.iter().enumerate() {
+        let keeps_facts = successors.iter().any(|&n| {
+            let node = &b.beta[n as usize];
+            node.parent != 0 || !matches!(node.kind, BetaKind::Join(_))
+        });
+        if keeps_facts {
+            withdraw_visits_alpha[b.alpha.mems[m].ty.index()] = true;
+        }
+    }
     Ok(Network {
         rules,
         alpha: b.alpha,
         beta: b.beta,
         alpha_successors,
+        withdraw_visits_alpha,
         alpha_rules: b.alpha_rules,
         beta_rules: b.beta_rules,
         actions,

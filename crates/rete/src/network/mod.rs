@@ -126,6 +126,10 @@ pub struct Network {
     pub(crate) alpha_rules: Vec<Vec<RuleId>>,
     /// For each beta node, the rules it serves.
     pub(crate) beta_rules: Vec<Vec<RuleId>>,
+    /// For each fact type, whether withdrawing a fact must visit its alpha
+    /// memories: only when one of them feeds a node that keeps facts (a join
+    /// below the root, a `not` or an `exists`).
+    pub(crate) withdraw_visits_alpha: Vec<bool>,
     /// For each rule, its actions ready to run.
     pub(crate) actions: Vec<Vec<CAction>>,
     /// Every emit of every rule, by number.

@@ -1,17 +1,19 @@
 //! The agenda: activations waiting to fire, in conflict-resolution order.
 
 use super::facts::FactId;
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-/// One activation: a rule's match, identified by its terminal token.
+/// One activation: a rule's match, identified by its terminal token (or, for
+/// a single-pattern rule, by the matched fact).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Activation {
-    pub salience: i32,
-    /// Insertion order of the newest fact in the match.
-    pub recency: u64,
-    /// Rule order, earlier first.
-    pub rule: Reverse<u32>,
+    /// Salience, recency, rule order and token packed into one number, so
+    /// that the heap compares one integer. Bits, high to low: salience (32,
+    /// sign flipped so it orders as unsigned), recency (48: the insertion
+    /// order of the newest fact in the match), inverted rule index (24),
+    /// inverted low bits of the token (24, a deterministic tie-break).
+    order: u128,
     pub token: u32,
     /// Token generation: a removed token's activation is stale.
     pub generation: u32,
@@ -23,15 +25,42 @@ pub(crate) struct Activation {
     pub fact_seq: u64,
 }
 
+const RULE_BITS: u32 = 24;
+const RULE_MASK: u32 = (1 << RULE_BITS) - 1;
+
+impl Activation {
+    pub fn new(
+        salience: i32,
+        recency: u64,
+        rule: u32,
+        token: u32,
+        generation: u32,
+        fact: FactId,
+        fact_seq: u64,
+    ) -> Self {
+        let s = u128::from((salience as u32) ^ 0x8000_0000);
+        let r = u128::from(recency.min((1 << 48) - 1));
+        let rule = u128::from(RULE_MASK - rule.min(RULE_MASK));
+        let tie = u128::from(RULE_MASK - (token & RULE_MASK));
+        Activation {
+            order: (s << 96) | (r << 48) | (rule << 24) | tie,
+            token,
+            generation,
+            fact,
+            fact_seq,
+        }
+    }
+
+    /// The rule's index.
+    pub fn rule(&self) -> u32 {
+        RULE_MASK - ((self.order >> 24) as u32 & RULE_MASK)
+    }
+}
+
 impl Ord for Activation {
     /// Salience, then recency (newest first), then rule order.
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.salience, self.recency, self.rule, Reverse(self.token)).cmp(&(
-            other.salience,
-            other.recency,
-            other.rule,
-            Reverse(other.token),
-        ))
+        self.order.cmp(&other.order)
     }
 }
 
@@ -67,15 +96,7 @@ mod tests {
     use super::*;
 
     fn act(salience: i32, recency: u64, rule: u32) -> Activation {
-        Activation {
-            salience,
-            recency,
-            rule: Reverse(rule),
-            token: rule,
-            generation: 0,
-            fact: FactId::NONE,
-            fact_seq: 0,
-        }
+        Activation::new(salience, recency, rule, rule, 0, FactId::NONE, 0)
     }
 
     #[test]
@@ -85,7 +106,8 @@ mod tests {
         a.push(act(10, 1, 2));
         a.push(act(0, 9, 3));
         a.push(act(0, 9, 0));
-        let order: Vec<u32> = std::iter::from_fn(|| a.pop()).map(|x| x.rule.0).collect();
-        assert_eq!(order, vec![2, 0, 3, 1]);
+        a.push(act(-5, 99, 4));
+        let order: Vec<u32> = std::iter::from_fn(|| a.pop()).map(|x| x.rule()).collect();
+        assert_eq!(order, vec![2, 0, 3, 1, 4]);
     }
 }

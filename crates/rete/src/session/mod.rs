@@ -10,7 +10,7 @@ mod tokens;
 pub use decisions::DecisionRef;
 pub use facts::{FactError, FactId};
 
-use crate::ir::{eval, test, Env, Expr, FunctionId, SetId, Slot};
+use crate::ir::{eval, test, Env, FunctionId, SetId, Slot};
 use crate::network::{BetaId, BetaKind, BetaNode, CAction, Input, Network};
 use agenda::{Activation, Agenda};
 use decisions::DecisionLog;
@@ -18,7 +18,6 @@ use facts::{validate, FactData, FactStore};
 use nudge_core::{FieldId, Timestamp, TypeId, Value};
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use smallvec::SmallVec;
-use std::cmp::Reverse;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use tokens::{Tokens, NONE};
@@ -367,7 +366,7 @@ impl<H: Host> Session<H> {
             .iter()
             .filter(|a| {
                 let (stale, trigger) = state.check_activation(a);
-                let blocked = net.rule_group[a.rule.0 as usize]
+                let blocked = net.rule_group[a.rule() as usize]
                     .is_some_and(|g| state.group_fired.contains(&(g, trigger)));
                 !stale && !blocked
             })
@@ -381,7 +380,7 @@ impl<H: Host> Session<H> {
                 } else {
                     state.slots_of(net, a.token).to_vec()
                 };
-                (crate::ir::RuleId::new(a.rule.0), facts)
+                (crate::ir::RuleId::new(a.rule()), facts)
             })
             .collect()
     }
@@ -440,7 +439,9 @@ impl<H: Host> Env for MatchEnv<'_, H> {
 
 /// Reads bound facts from a snapshot of a firing activation's facts.
 struct FiringEnv<'a, H> {
-    state: &'a State<H>,
+    facts: &'a FactStore,
+    host: &'a H,
+    now: Timestamp,
     slots: &'a [FactId],
 }
 
@@ -454,16 +455,20 @@ impl<H: Host> Env for FiringEnv<'_, H> {
             .get(slot.index())
             .copied()
             .unwrap_or(FactId::NONE);
-        self.state.value(f, field).cloned().unwrap_or(Value::Null)
+        self.facts
+            .get(f)
+            .and_then(|d| d.values.get(field.index()))
+            .cloned()
+            .unwrap_or(Value::Null)
     }
     fn in_set(&self, set: SetId, key: &Value) -> bool {
-        self.state.host.in_set(set, key)
+        self.host.in_set(set, key)
     }
     fn now(&self) -> Timestamp {
-        self.state.now
+        self.now
     }
     fn call_host(&self, f: FunctionId, args: &[Value]) -> Value {
-        self.state.host.call(f, args)
+        self.host.call(f, args)
     }
 }
 
@@ -694,15 +699,15 @@ impl<H: Host> State<H> {
         if r.no_loop && self.firing == Some(rule.index()) {
             return false;
         }
-        self.agenda.push(Activation {
-            salience: r.salience,
+        self.agenda.push(Activation::new(
+            r.salience,
             recency,
-            rule: Reverse(rule.index() as u32),
+            rule.index() as u32,
             token,
             generation,
             fact,
             fact_seq,
-        });
+        ));
         true
     }
 
@@ -877,7 +882,17 @@ impl<H: Host> State<H> {
 
     /// Withdraws a fact from the network, leaving it in working memory.
     fn withdraw(&mut self, net: &Network, id: FactId) {
-        self.alpha_memories(net, id);
+        // Facts of a type whose memories feed only joins below the root are
+        // held by no node: there is nothing to take out of the alpha side.
+        let visits = self
+            .facts
+            .get(id)
+            .is_some_and(|d| net.withdraw_visits_alpha[d.ty.index()]);
+        if visits {
+            self.alpha_memories(net, id);
+        } else {
+            self.alpha_found.clear();
+        }
         let found = std::mem::take(&mut self.alpha_found);
         let mut unblocked: SmallVec<[(u32, u32, bool); 8]> = SmallVec::new();
         for &m in &found {
@@ -1002,7 +1017,7 @@ impl<H: Host> State<H> {
                 self.agenda.push(a);
                 return Err(SessionError::RunLimit { fired });
             }
-            let rule = a.rule.0 as usize;
+            let rule = a.rule() as usize;
             if a.token != NONE {
                 self.tokens.get_mut(a.token).fired = true;
             }
@@ -1045,11 +1060,6 @@ impl<H: Host> State<H> {
         )
     }
 
-    fn eval_args(&self, exprs: &[Expr], slots: &[FactId]) -> SmallVec<[Value; 8]> {
-        let env = FiringEnv { state: self, slots };
-        exprs.iter().map(|e| eval(e, &env)).collect()
-    }
-
     fn run_actions(
         &mut self,
         net: &Network,
@@ -1062,7 +1072,12 @@ impl<H: Host> State<H> {
                 CAction::Insert { ty, fields } => {
                     let n = net.rules.schema().get(*ty).fields().len();
                     let mut values = vec![Value::Null; n];
-                    let env = FiringEnv { state: self, slots };
+                    let env = FiringEnv {
+                        facts: &self.facts,
+                        host: &self.host,
+                        now: self.now,
+                        slots,
+                    };
                     for (f, e) in fields {
                         values[f.index()] = eval(e, &env);
                     }
@@ -1071,7 +1086,12 @@ impl<H: Host> State<H> {
                 }
                 CAction::Modify { slot, fields } => {
                     let id = slots.get(slot.index()).copied().unwrap_or(FactId::NONE);
-                    let env = FiringEnv { state: self, slots };
+                    let env = FiringEnv {
+                        facts: &self.facts,
+                        host: &self.host,
+                        now: self.now,
+                        slots,
+                    };
                     let changes: SmallVec<[(FieldId, Value); 4]> =
                         fields.iter().map(|(f, e)| (*f, eval(e, &env))).collect();
                     self.modify(net, id, &changes)?;
@@ -1085,7 +1105,14 @@ impl<H: Host> State<H> {
                     args,
                     branches,
                 } => {
-                    let values = self.eval_args(args, slots);
+                    // Arguments are evaluated straight into the decision buffers.
+                    let env = FiringEnv {
+                        facts: &self.facts,
+                        host: &self.host,
+                        now: self.now,
+                        slots,
+                    };
+                    let values = args.iter().map(|e| eval(e, &env));
                     let i = self.decisions.push(
                         crate::ir::RuleId::new(rule as u32),
                         *emit,
