@@ -5,7 +5,8 @@
 //! Used by `benches/engine.rs` and by `tests/workloads.rs`, which checks on
 //! small sizes that the engine and the naive loop agree.
 
-#![allow(dead_code)]
+// Shared by several targets, each using a part of it.
+#![allow(dead_code, missing_docs)]
 
 use nudge::ir::{self, Action, CmpOp, Condition, Emit, Expr, Pattern, Rule, RuleSet, Slot};
 use nudge::{FactKind, FactType, FieldId, Schema, TypeId, Value, ValueType};
@@ -14,7 +15,7 @@ use nudge::{FactKind, FactType, FieldId, Schema, TypeId, Value, ValueType};
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -23,7 +24,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 

@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn order_is_total_across_kinds() {
-        let mut v = vec![
+        let mut v = [
             Value::from("x"),
             Value::Int(3),
             Value::Null,

@@ -5,9 +5,10 @@
 //! back to the same tree. The one deliberate difference: a pattern's time
 //! qualifiers come out with every `after` before every `within`.
 //!
-//! Spans are trusted for where nodes start but not for where they end: the
-//! grammar lets some rules swallow the whitespace and comments that follow
-//! them. Ends are therefore recomputed by stepping back over that trivia.
+//! Spans are trusted for where nodes start but not for where they end: a
+//! grammar rule that ends in an optional part takes in the comments after
+//! it, and an expression's span leaves out its parentheses. Ends are
+//! therefore recomputed from the source, stepping back over comments.
 
 use crate::ast::*;
 use nudge_core::write_quoted;
@@ -15,6 +16,9 @@ use nudge_rete::ir::AggFunc;
 use std::fmt::Write as _;
 
 const INDENT: &str = "    ";
+
+/// Actions longer than this put their arguments one per line.
+const MAX_WIDTH: usize = 100;
 
 /// Whitespace as the grammar defines it.
 const BLANKS: [char; 5] = [' ', '\t', '\r', '\n', '\u{feff}'];
@@ -77,12 +81,21 @@ impl<'a> Printer<'a> {
         self.src.get(lo..hi).is_some_and(|t| !t.contains('\n'))
     }
 
+    /// Whether only whitespace, with an empty line in it, lies between.
     fn blank_between(&self, a: usize, b: usize) -> bool {
-        a < b
-            && self
-                .src
-                .get(a..b)
-                .is_some_and(|t| t.matches('\n').count() >= 2)
+        self.src
+            .get(a..b)
+            .is_some_and(|t| t.trim_matches(BLANKS).is_empty() && t.matches('\n').count() >= 2)
+    }
+
+    fn has_empty_line(&self, a: usize, b: usize) -> bool {
+        self.src.get(a..b).is_some_and(|t| {
+            let lines: Vec<&str> = t.split('\n').collect();
+            lines.len() > 2
+                && lines[1..lines.len() - 1]
+                    .iter()
+                    .any(|l| l.trim_matches(BLANKS).is_empty())
+        })
     }
 
     /// Steps back from `pos` over whitespace and comments.
@@ -92,8 +105,10 @@ impl<'a> Printer<'a> {
                 return pos;
             };
             pos = before.trim_end_matches(BLANKS).len();
-            match self.comments.binary_search_by_key(&pos, |c| c.span.end) {
-                Ok(i) if self.comments[i].span.start < pos => pos = self.comments[i].span.start,
+            // Trimming can stop inside a line comment that ends in blanks.
+            let i = self.comments.partition_point(|c| c.span.start < pos);
+            match i.checked_sub(1).map(|i| self.comments[i]) {
+                Some(c) if c.span.end >= pos => pos = c.span.start,
                 _ => return pos,
             }
         }
@@ -124,6 +139,18 @@ impl<'a> Printer<'a> {
             Some(b) if self.src.as_bytes().get(b) == Some(&b'}') => b,
             _ => end,
         }
+    }
+
+    /// The position of the `)` after the last of `args`.
+    fn close_paren(&self, args: &[NamedArg]) -> usize {
+        let Some(last) = args.last() else {
+            return 0;
+        };
+        let mut p = self.skip_forward(self.end(last.span));
+        if self.src.as_bytes().get(p) == Some(&b',') {
+            p = self.skip_forward(p + 1);
+        }
+        p
     }
 
     /// Where the keyword `kw` ends and starts, given the start of what follows it.
@@ -162,11 +189,13 @@ impl<'a> Printer<'a> {
 
     // ------------------------------------------------------------ comments
 
+    /// The next comment if it starts before `limit`; `usize::MAX` takes
+    /// every comment that is left, whatever its span says.
     fn pending(&self, limit: usize) -> Option<&'a Comment> {
         self.comments
             .get(self.next)
             .copied()
-            .filter(|c| c.span.start < limit)
+            .filter(|c| c.span.start < limit || limit == usize::MAX)
     }
 
     fn has_comment_in(&self, lo: usize, hi: usize) -> bool {
@@ -188,12 +217,22 @@ impl<'a> Printer<'a> {
         self.out.push_str(&c.text);
         self.out.push('\n');
         self.anchor = self.anchor.map(|a| a.max(c.span.end));
-        self.line_closed = c.text.starts_with("//");
+        self.end_comment(c);
     }
 
     fn own_line(&mut self, depth: usize, c: &Comment) {
         self.line(depth, &c.text, c.span.end);
+        self.end_comment(c);
+    }
+
+    fn end_comment(&mut self, c: &Comment) {
         self.line_closed = c.text.starts_with("//");
+        // The parser lets a block comment left open at the end of the file
+        // run to its end: a newline after it would become part of it.
+        let open = c.text.starts_with("/*") && (c.text.len() < 4 || !c.text.ends_with("*/"));
+        if open {
+            self.out.pop();
+        }
     }
 
     /// Prints the comments before `limit`, trailing the last line when they
@@ -243,9 +282,19 @@ impl<'a> Printer<'a> {
     fn module(&mut self, items: &[Item]) {
         for (i, item) in items.iter().enumerate() {
             let start = item.span().start;
-            if i > 0 {
+            if let Some(prev) = i.checked_sub(1).map(|p| &items[p]) {
                 self.flush_trailing(start);
-                self.blank();
+                // Runs of one-line declarations (includes, audiences...) stay
+                // together where the source wrote them together.
+                let next = self.pending(start).map_or(start, |c| c.span.start);
+                let grouped = one_line(prev)
+                    && one_line(item)
+                    && !self.has_empty_line(self.end(prev.span()), next);
+                if grouped {
+                    self.anchor = None;
+                } else {
+                    self.blank();
+                }
             }
             self.flush_top(start, None);
             self.item(item);
@@ -267,7 +316,7 @@ impl<'a> Printer<'a> {
     ) {
         let close = self.close_brace(span);
         if children.is_empty() && !self.has_comment_in(span.start, close) {
-            self.line(depth, &format!("{head} {{}}"), close + 1);
+            self.line(depth, &format!("{head} {{}}"), close.saturating_add(1));
             return;
         }
         let first = children.first().map_or(close, |c| start_of(self, c));
@@ -279,7 +328,7 @@ impl<'a> Printer<'a> {
             each(self, depth + 1, child);
         }
         self.flush(depth + 1, close);
-        self.line(depth, "}", close + 1);
+        self.line(depth, "}", close.saturating_add(1));
     }
 
     fn item(&mut self, item: &Item) {
@@ -421,34 +470,40 @@ impl<'a> Printer<'a> {
             self.action(2, action, "");
         }
         self.flush(2, close);
-        self.line(0, "}", close + 1);
+        self.line(0, "}", close.saturating_add(1));
     }
 
     /// One action, `lead` written before it on its first line.
     fn action(&mut self, depth: usize, a: &ActionStmt, lead: &str) {
         let mut s = String::from(lead);
-        match &a.kind {
-            ActionKind::Delayed {
-                after,
-                regardless,
-                action,
-            } => {
-                let _ = write!(s, "after {after} ");
-                if *regardless {
-                    s.push_str("regardless ");
-                }
-                return self.action(depth, action, &s);
+        // Delays nest without brackets, so their depth is not bounded by the
+        // parser's nesting limit: unwind them in a loop.
+        let mut a = a;
+        while let ActionKind::Delayed {
+            after,
+            regardless,
+            action,
+        } = &a.kind
+        {
+            let _ = write!(s, "after {after} ");
+            if *regardless {
+                s.push_str("regardless ");
             }
+            a = action;
+        }
+        let (args, branches) = match &a.kind {
+            ActionKind::Delayed { .. } => (&[][..], None),
             ActionKind::Insert(ty, args) => {
                 let _ = write!(s, "insert {}", ty.name);
-                named_args(&mut s, args);
+                (&args[..], None)
             }
             ActionKind::Modify(b, args) => {
                 let _ = write!(s, "modify {}", b.name);
-                named_args(&mut s, args);
+                (&args[..], None)
             }
             ActionKind::Retract(b) => {
                 let _ = write!(s, "retract {}", b.name);
+                return self.line(depth, &s, self.end(a.span));
             }
             ActionKind::Call {
                 name,
@@ -456,20 +511,44 @@ impl<'a> Printer<'a> {
                 branches,
             } => {
                 s.push_str(&name.name);
-                named_args(&mut s, args);
-                if let Some(branches) = branches {
-                    return self.block(
-                        depth,
-                        &s,
-                        a.span,
-                        branches,
-                        |_, b| b.span.start,
-                        |p, d, b| p.branch(d, b),
-                    );
-                }
+                (&args[..], branches.as_deref())
+            }
+        };
+        let mut one_line = s.clone();
+        named_args(&mut one_line, args);
+        let width = depth * INDENT.len() + one_line.chars().count();
+        // What follows the arguments: `{` and the branches, or the line end.
+        let (tail, tail_anchor) = if width <= MAX_WIDTH || args.is_empty() {
+            (one_line, None)
+        } else {
+            s.push('(');
+            let first = self.trim_back(args[0].span.start);
+            self.line(depth, &s, first);
+            for arg in args {
+                self.flush(depth + 1, arg.span.start);
+                let mut text = format!("{}: ", arg.name.name);
+                expr(&mut text, &arg.value, 0);
+                text.push(',');
+                self.line(depth + 1, &text, self.end(arg.span));
+            }
+            let close = self.close_paren(args);
+            self.flush(depth + 1, close);
+            (")".to_string(), Some(close.saturating_add(1)))
+        };
+        match branches {
+            Some(branches) => self.block(
+                depth,
+                &tail,
+                a.span,
+                branches,
+                |_, b| b.span.start,
+                |p, d, b| p.branch(d, b),
+            ),
+            None => {
+                let anchor = tail_anchor.unwrap_or_else(|| self.end(a.span));
+                self.line(depth, &tail, anchor);
             }
         }
-        self.line(depth, &s, self.end(a.span));
     }
 
     fn branch(&mut self, depth: usize, b: &Branch) {
@@ -486,6 +565,13 @@ impl<'a> Printer<'a> {
             ),
         }
     }
+}
+
+fn one_line(item: &Item) -> bool {
+    matches!(
+        item,
+        Item::Include(_) | Item::Audience(_) | Item::Action(_) | Item::Function(_)
+    )
 }
 
 fn entry_span(e: &MachineEntry) -> Span {
@@ -544,13 +630,14 @@ fn condition_texts(conds: &[Cond]) -> Vec<String> {
 /// Whether the text of test `e` would parse as a pattern, a `not` pattern or
 /// an aggregate, or continue the condition before it.
 fn reads_as_condition(e: &Expr) -> bool {
-    if let ExprKind::Call(..) = e.kind {
-        return true;
+    match &e.kind {
+        // Patterns and `not` patterns refuse to be followed by an operator,
+        // so only a call with nothing after it is taken for one.
+        ExprKind::Call(..) => return true,
+        ExprKind::Unary(UnOp::Not, x) if matches!(x.kind, ExprKind::Call(..)) => return true,
+        _ => {}
     }
     match &leftmost(e).kind {
-        ExprKind::Unary(UnOp::Not, x) => {
-            prec(x) >= NOT_OPERAND && matches!(leftmost(x).kind, ExprKind::Call(..))
-        }
         ExprKind::Call(name, args) => {
             is_word_operator(&name.name)
                 || (AggFunc::from_name(&name.name).is_some()
@@ -805,21 +892,28 @@ fn params(s: &mut String, ps: &[ParamDecl]) {
 }
 
 /// Audience algebra applies left to right, so only a right operand that is
-/// itself an operation needs parentheses.
+/// itself an operation needs parentheses. The left spine can be as long as
+/// the declaration, so it is walked in a loop rather than by recursion.
 fn audience(s: &mut String, e: &AudienceExpr) {
-    match e {
-        AudienceExpr::Name(n) => s.push_str(&n.name),
-        AudienceExpr::Binary(op, l, r) => {
-            audience(s, l);
-            s.push(' ');
-            s.push_str(op.symbol());
-            s.push(' ');
-            if let AudienceExpr::Binary(..) = **r {
+    let mut spine = Vec::new();
+    let mut first = e;
+    while let AudienceExpr::Binary(op, l, r) = first {
+        spine.push((*op, &**r));
+        first = l;
+    }
+    if let AudienceExpr::Name(n) = first {
+        s.push_str(&n.name);
+    }
+    for (op, r) in spine.into_iter().rev() {
+        s.push(' ');
+        s.push_str(op.symbol());
+        s.push(' ');
+        match r {
+            AudienceExpr::Name(n) => s.push_str(&n.name),
+            AudienceExpr::Binary(..) => {
                 s.push('(');
                 audience(s, r);
                 s.push(')');
-            } else {
-                audience(s, r);
             }
         }
     }
@@ -869,6 +963,626 @@ fn word(s: &mut String, w: &Word) {
                 setting_value(s, v);
             }
             s.push_str(" }");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse_module;
+
+    /// Formats `src`, checking on the way that both texts parse cleanly, to
+    /// the same items, and that the output is a fixed point.
+    fn fmt(src: &str) -> String {
+        let (module, diags) = parse_module(0, src);
+        assert!(diags.is_empty(), "{diags:?}");
+        let out = format_module(&module, src);
+        let (again, diags) = parse_module(0, &out);
+        assert!(diags.is_empty(), "{diags:?}\n{out}");
+        assert_eq!(again.items, module.items, "\n{out}");
+        assert_eq!(again.comments.len(), module.comments.len(), "\n{out}");
+        assert_eq!(format_module(&again, &out), out);
+        out
+    }
+
+    #[track_caller]
+    fn same(src: &str, expected: &str) {
+        assert_eq!(fmt(src), expected);
+    }
+
+    /// The conditions of a rule, one per line, as formatted.
+    fn conditions(when: &str) -> Vec<String> {
+        let out = fmt(&format!("rule r {{ when {when} then m() }}"));
+        out.lines()
+            .skip_while(|l| l.trim() != "when")
+            .skip(1)
+            .take_while(|l| l.trim() != "then")
+            .map(|l| l.trim().to_string())
+            .collect()
+    }
+
+    fn condition(when: &str) -> String {
+        let mut c = conditions(when);
+        assert_eq!(c.len(), 1, "{c:?}");
+        c.remove(0)
+    }
+
+    #[test]
+    fn every_construct() {
+        let src = r#"include "common.nudge"
+event order_created { key user_id: string, order_id: string amount: float
+  time created_at: timestamp  tags: list<string> coupon: string? }
+fact profile { key user_id: string birthday: timestamp? time: int key: string }
+audience vip
+audience mix = active and not bought or (a xor b)
+cap sms_daily { limit: 2 per calendar day, channel: "sms" exempt: [vip] }
+coupon gift { value: 20.0 stock: 1000 }
+experiment copy { layer: messaging arms: { control: 0%, a: 50%, b: 50% } }
+campaign welcome { budget: 1000 }
+machine lifecycle { initial: prospect prospect -> new, high_intent new -> active }
+action tag_user(user: string, tag: string, note: string?)
+function uplift(user_id: string) -> string
+rule unpaid {
+    salience -10 group best no-loop campaign welcome
+    when
+        o: order_created(amount > 100 and coupon == null, "vip" in tags) within 10m after x
+        not order_paid(order_id == o.order_id) after o within 10m
+        exists profile(user_id == o.user_id)
+        views: count(page_view(user_id == o.user_id)) >= 3 within 30m by user_id, category
+        total: sum(order_created(user_id == o.user_id), amount) > 500.5
+        o.user_id in audience vip
+        uplift(o.user_id) == "persuadable"
+    then
+        message(channel: ["wechat", "sms"], template: "waiting", user: o.user_id)
+        after 1440m regardless coupon(template: gift, user: o.user_id)
+        after 2h message(channel: "push", template: "t", user: o.user_id)
+        split(experiment: copy, user: o.user_id) {
+            a => message(channel: "push", template: "a", user: o.user_id)
+            b => { message(channel: "sms", template: "b", user: o.user_id) coupon(template: gift, user: o.user_id) }
+            control => {}
+        }
+        insert tag(user_id: o.user_id, name: "x")
+        modify o(amount: 0.0)
+        retract o
+}"#;
+        let expected = r#"include "common.nudge"
+
+event order_created {
+    key user_id: string
+    order_id: string
+    amount: float
+    time created_at: timestamp
+    tags: list<string>
+    coupon: string?
+}
+
+fact profile {
+    key user_id: string
+    birthday: timestamp?
+    time: int
+    key: string
+}
+
+audience vip
+audience mix = active and not bought or (a xor b)
+
+cap sms_daily {
+    limit: 2 per calendar day
+    channel: "sms"
+    exempt: [vip]
+}
+
+coupon gift {
+    value: 20.0
+    stock: 1000
+}
+
+experiment copy {
+    layer: messaging
+    arms: { control: 0%, a: 50%, b: 50% }
+}
+
+campaign welcome {
+    budget: 1000
+}
+
+machine lifecycle {
+    initial: prospect
+    prospect -> new, high_intent
+    new -> active
+}
+
+action tag_user(user: string, tag: string, note: string?)
+function uplift(user_id: string) -> string
+
+rule unpaid {
+    salience -10
+    group best
+    no-loop
+    campaign welcome
+    when
+        o: order_created(amount > 100 and coupon == null, "vip" in tags) after x within 10m
+        not order_paid(order_id == o.order_id) after o within 10m
+        exists profile(user_id == o.user_id)
+        views: count(page_view(user_id == o.user_id)) >= 3 within 30m by user_id, category
+        total: sum(order_created(user_id == o.user_id), amount) > 500.5
+        o.user_id in audience vip
+        uplift(o.user_id) == "persuadable"
+    then
+        message(channel: ["wechat", "sms"], template: "waiting", user: o.user_id)
+        after 1d regardless coupon(template: gift, user: o.user_id)
+        after 2h message(channel: "push", template: "t", user: o.user_id)
+        split(experiment: copy, user: o.user_id) {
+            a => message(channel: "push", template: "a", user: o.user_id)
+            b => {
+                message(channel: "sms", template: "b", user: o.user_id)
+                coupon(template: gift, user: o.user_id)
+            }
+            control => {}
+        }
+        insert tag(user_id: o.user_id, name: "x")
+        modify o(amount: 0.0)
+        retract o
+}
+"#;
+        // The only change to the tree: `after` qualifiers now come first.
+        let (module, _) = parse_module(0, src);
+        let out = format_module(&module, src);
+        assert_eq!(out, expected);
+        let (again, diags) = parse_module(0, &out);
+        assert!(diags.is_empty());
+        assert_eq!(format_module(&again, &out), out);
+        assert_eq!(again.items[13..], module.items[13..]);
+        assert_eq!(again.items[..12], module.items[..12]);
+    }
+
+    #[test]
+    fn qualifiers_print_after_then_within() {
+        let (m, _) = parse_module(
+            0,
+            "rule r { when p() within 1m after a within 2m after b then m() }",
+        );
+        let out = format_module(&m, "");
+        assert!(
+            out.contains("p() after a after b within 1m within 2m\n"),
+            "{out}"
+        );
+        assert_eq!(fmt(&out), out);
+    }
+
+    #[test]
+    fn empty_input() {
+        assert_eq!(format_module(&Module::default(), ""), "");
+        same("  \n\n", "");
+        same("// only a comment", "// only a comment\n");
+    }
+
+    #[test]
+    fn comments_survive() {
+        let src = "// File header.
+// Second line.
+
+include \"common.nudge\" // trailing include
+
+/* block before type */
+event order_paid { // after brace
+    key user_id: string, // the key
+    amount: float   /* money */
+    // before last
+    time at: timestamp
+    // end of fields
+}
+event empty {}
+fact with_comment {
+  // nothing yet
+}
+
+rule r {
+    salience 10 // high
+    when // conditions
+        o: order_paid(amount > /* inline */ 100)
+        // between
+        o.amount > 5
+    // before then
+    then
+        message(user: o.user_id) // sent
+        split(experiment: copy, user: o.user_id) { // arms
+            a => { message(user: o.user_id) } // one
+            b => {
+                // first
+                message(user: o.user_id)
+                coupon(user: o.user_id)
+            }
+            control => {}
+        }
+    // last
+} // after rule
+
+// trailing file comment
+
+/* really
+   the end */
+";
+        let expected = "// File header.
+// Second line.
+
+include \"common.nudge\"  // trailing include
+
+/* block before type */
+event order_paid {  // after brace
+    key user_id: string  // the key
+    amount: float  /* money */
+    // before last
+    time at: timestamp
+    // end of fields
+}
+
+event empty {}
+
+fact with_comment {
+    // nothing yet
+}
+
+rule r {
+    salience 10  // high
+    when  // conditions
+        o: order_paid(amount > 100)  /* inline */
+        // between
+        o.amount > 5
+        // before then
+    then
+        message(user: o.user_id)  // sent
+        split(experiment: copy, user: o.user_id) {  // arms
+            a => message(user: o.user_id)  // one
+            b => {
+                // first
+                message(user: o.user_id)
+                coupon(user: o.user_id)
+            }
+            control => {}
+        }
+        // last
+}  // after rule
+
+// trailing file comment
+
+/* really
+   the end */
+";
+        same(src, expected);
+    }
+
+    #[test]
+    fn comments_inside_one_line_nodes_follow_them() {
+        same(
+            "action f(a: int, // first\n b: int)\naction g()",
+            "action f(a: int, b: int)\n// first\naction g()\n",
+        );
+        same(
+            "rule r { when a > /* x */ 1 then m(a: /* y */ 1) /* z */ }",
+            "rule r {\n    when\n        a > 1  /* x */\n    then\n        m(a: 1)  /* y */  /* z */\n}\n",
+        );
+    }
+
+    #[test]
+    fn comments_in_parenthesised_conditions() {
+        same(
+            "rule r { when ( // why\n a > 1) then m() }",
+            "rule r {\n    when\n        a > 1\n        // why\n    then\n        m()\n}\n",
+        );
+    }
+
+    #[test]
+    fn blank_lines_between_items_only() {
+        same(
+            "event a {}\n\n\n\nevent b {\n\n x: int\n\n y: int }",
+            "event a {}\n\nevent b {\n    x: int\n    y: int\n}\n",
+        );
+        same("event a {} event b {}", "event a {}\n\nevent b {}\n");
+    }
+
+    #[test]
+    fn one_line_items_keep_their_grouping() {
+        same(
+            "include \"a\"\n\n\ninclude \"b\" include \"c\"\naudience d\n// e\naction f()\nevent g {}\nfunction h() -> int",
+            "include \"a\"\n\ninclude \"b\"\ninclude \"c\"\naudience d\n// e\naction f()\n\nevent g {}\n\nfunction h() -> int\n",
+        );
+        same(
+            "audience a\n\n// about b\naudience b\n// about c\n\naudience c",
+            "audience a\n\n// about b\naudience b\n// about c\n\naudience c\n",
+        );
+    }
+
+    #[test]
+    fn strings_keep_unicode_and_escape_controls() {
+        same(
+            r#"include "优惠券 \u{1F600} \"q\" \\ \n\t\r\u{7} ok""#,
+            "include \"优惠券 😀 \\\"q\\\" \\\\ \\n\\t\\r\\u{7} ok\"\n",
+        );
+        same("include \"tab\there\"", "include \"tab\\there\"\n");
+        same(
+            "include \"\u{feff}\u{2028}\"",
+            "include \"\u{feff}\u{2028}\"\n",
+        );
+    }
+
+    #[test]
+    fn numbers() {
+        same(
+            "coupon c { a: 20.0 b: 0.10 c: 1000000000000000000000.0 d: 0.50% e: 12.5% f: 50% g: 007 }",
+            "coupon c {\n    a: 20.0\n    b: 0.1\n    c: 1000000000000000000000.0\n    \
+             d: 0.5%\n    e: 12.5%\n    f: 50%\n    g: 7\n}\n",
+        );
+        for f in [0.0, 0.1, 1.5, 1e21, 1e300, 5e-324, f64::MAX, 2.5e-7] {
+            let mut s = String::new();
+            float(&mut s, f);
+            assert!(s.contains('.') && !s.contains('e'), "{s}");
+            let src = format!("rule r {{ when a == {s} then m() }}");
+            let (m, d) = parse_module(0, &src);
+            assert!(d.is_empty(), "{d:?}");
+            let Item::Rule(r) = &m.items[0] else { panic!() };
+            let Cond::Test(e) = &r.conditions[0] else {
+                panic!()
+            };
+            let ExprKind::Binary(_, _, rhs) = &e.kind else {
+                panic!()
+            };
+            assert_eq!(rhs.kind, ExprKind::Lit(Literal::Float(f)));
+            assert_eq!(fmt(&src), fmt(&fmt(&src)));
+        }
+    }
+
+    #[test]
+    fn durations_use_the_largest_exact_unit() {
+        let out = fmt("rule r { when p() within 60m then m(a: 90s, b: 0ms, c: 1000ms, d: 1440m) }");
+        assert!(out.contains("p() within 1h\n"), "{out}");
+        assert!(out.contains("m(a: 90s, b: 0s, c: 1s, d: 1d)"), "{out}");
+    }
+
+    #[test]
+    fn salience_extremes() {
+        same(
+            "rule r { salience -9223372036854775808 when a then m() }",
+            "rule r {\n    salience -9223372036854775808\n    when\n        a\n    then\n        m()\n}\n",
+        );
+    }
+
+    #[test]
+    fn minimal_parentheses() {
+        assert_eq!(
+            condition("((a + b)) * c > (a - (b - c)) - ((a - b) - c)"),
+            "(a + b) * c > a - (b - c) - (a - b - c)"
+        );
+        assert_eq!(
+            condition("not (a == b) and (not a) == b"),
+            "not a == b and (not a) == b"
+        );
+        assert_eq!(condition("a == (- (a * b)) * (- a)"), "a == -(a * b) * -a");
+        assert_eq!(condition("a == - - - b"), "a == - - -b");
+        assert_eq!(
+            condition("a == (b in audience x) or (a == b) in audience x"),
+            "a == (b in audience x) or a == b in audience x"
+        );
+        assert_eq!(
+            condition("(not a) in audience x and not (a in audience x)"),
+            "(not a) in audience x and not a in audience x"
+        );
+        assert_eq!(
+            condition("a or (b and c) or ((a or b) and c)"),
+            "a or b and c or (a or b) and c"
+        );
+        assert_eq!(condition("a and (b and c)"), "a and (b and c)");
+        assert_eq!(
+            condition("(x not in [1, 2.5, \"s\"]) and (y not in audience vip)"),
+            "x not in [1, 2.5, \"s\"] and y not in audience vip"
+        );
+        assert_eq!(condition("not (not a)"), "not not a");
+        assert_eq!(condition("(f((a or b), [(c)]))"), "(f(a or b, [c]))");
+        assert_eq!(condition("f((a or b), [(c)])"), "f(a or b, [c])");
+        assert_eq!(condition("a - (-1)"), "a - -1");
+        assert_eq!(condition("a % (b * c) / d"), "a % (b * c) / d");
+        assert_eq!(
+            condition("a contains (b starts_with c)"),
+            "a contains (b starts_with c)"
+        );
+    }
+
+    #[test]
+    fn test_conditions_that_need_parentheses() {
+        // A leading `-` would continue the condition before it.
+        assert_eq!(condition("(- a > 0)"), "(-a > 0)");
+        // A bare call reads as a pattern, `not` and a call as a negated pattern.
+        assert_eq!(condition("(f(x))"), "(f(x))");
+        assert_eq!(condition("f(x) == 1"), "f(x) == 1");
+        assert_eq!(condition("(not f(x))"), "(not f(x))");
+        assert_eq!(condition("not f(x) == 1"), "not f(x) == 1");
+        assert_eq!(condition("not f(x) and g(y)"), "not f(x) and g(y)");
+        assert_eq!(condition("not not f(x)"), "not not f(x)");
+        assert_eq!(condition("not -f(x)"), "not -f(x)");
+        assert_eq!(condition("not g(x)"), "not g(x)");
+        // An aggregate name called on a call reads as an aggregate.
+        assert_eq!(condition("(count(p(x)) > 3)"), "(count(p(x)) > 3)");
+        assert_eq!(condition("(sum(p(x), y) > 3)"), "(sum(p(x), y) > 3)");
+        assert_eq!(condition("count(x) > 3"), "count(x) > 3");
+        assert_eq!(condition("count(p(x), y, z) > 3"), "count(p(x), y, z) > 3");
+        // Operators spelled as names would apply to the condition before.
+        assert_eq!(condition("(contains == 1)"), "(contains == 1)");
+        assert_eq!(condition("(ends_with(x))"), "(ends_with(x))");
+        assert_eq!(condition("contains_x == 1"), "contains_x == 1");
+    }
+
+    #[test]
+    fn conditions_that_would_run_together() {
+        // `b` followed by `(` would become a call of `b`.
+        assert_eq!(
+            conditions("a > (b) (c or d) == e"),
+            ["(a > b)", "(c or d) == e"]
+        );
+        assert_eq!(conditions("a > (b) (-c < 0)"), ["(a > b)", "(-c < 0)"]);
+        assert_eq!(conditions("a > b.c (-c < 0)"), ["a > b.c", "(-c < 0)"]);
+        assert_eq!(conditions("a > (b) c"), ["a > b", "c"]);
+        assert_eq!(
+            conditions("n: count(p()) >= (m) (c or d) == e"),
+            ["n: count(p()) >= (m)", "(c or d) == e"]
+        );
+        assert_eq!(
+            conditions("count(p()) >= (m) by k (c or d) == e"),
+            ["count(p()) >= m by k", "(c or d) == e"]
+        );
+        assert_eq!(
+            conditions("not p() (-a > 0) exists q() (x in audience a) (c or d) == 1"),
+            [
+                "not p()",
+                "(-a > 0)",
+                "exists q()",
+                "x in audience a",
+                "(c or d) == 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn branches() {
+        same(
+            "rule r { when a then s() { x => { m() } y => {} z => { m() n() } w => s() {} } t() {} }",
+            "rule r {
+    when
+        a
+    then
+        s() {
+            x => m()
+            y => {}
+            z => {
+                m()
+                n()
+            }
+            w => s() {}
+        }
+        t() {}
+}
+",
+        );
+        same(
+            "rule r { when a then s() { x => after 1h regardless s() { y => m() } } }",
+            "rule r {
+    when
+        a
+    then
+        s() {
+            x => after 1h regardless s() {
+                y => m()
+            }
+        }
+}
+",
+        );
+    }
+
+    #[test]
+    fn long_argument_lists_go_one_per_line() {
+        same(
+            r#"rule r { when a then
+    message(channel: ["wechat", "sms"], template: "welcome", user: o.user_id, title: "欢迎来到 Lumen！")
+    after 3d split(experiment: copy, user: o.user_id, note: "a long enough note to need more room") {
+        a => message(channel: "push", template: "a", /* why */ user: o.user_id, extra: 1,
+                     more_arguments: 2) // done
+    }
+    m(a: 1)
+}"#,
+            r#"rule r {
+    when
+        a
+    then
+        message(
+            channel: ["wechat", "sms"],
+            template: "welcome",
+            user: o.user_id,
+            title: "欢迎来到 Lumen！",
+        )
+        after 3d split(
+            experiment: copy,
+            user: o.user_id,
+            note: "a long enough note to need more room",
+        ) {
+            a => message(
+                channel: "push",
+                template: "a",  /* why */
+                user: o.user_id,
+                extra: 1,
+                more_arguments: 2,
+            )  // done
+        }
+        m(a: 1)
+}
+"#,
+        );
+    }
+
+    #[test]
+    fn settings_words() {
+        same(
+            "cap c { list: [a b, \"c\", [1, 2],] map: {} m2: { a: 1 2, b: { c: d } } n: null t: true }",
+            "cap c {
+    list: [a b, \"c\", [1, 2]]
+    map: {}
+    m2: { a: 1 2, b: { c: d } }
+    n: null
+    t: true
+}
+",
+        );
+        same(
+            "audience y = ((a or b) or c) and (d and not (e xor f))",
+            "audience y = a or b or c and (d and not (e xor f))\n",
+        );
+    }
+
+    #[test]
+    fn names_that_look_like_keywords() {
+        same(
+            "event e { key key: string time time: int key: int time: int list: list<list> }",
+            "event e {\n    key key: string\n    time time: int\n    key: int\n    time: int\n    list: list<list>\n}\n",
+        );
+        same(
+            "rule r { when a then insert(x: 1) retract(y: 2) modify m(z: 3) after 1s regardless regardless() }",
+            "rule r {
+    when
+        a
+    then
+        insert(x: 1)
+        retract(y: 2)
+        modify m(z: 3)
+        after 1s regardless regardless()
+}
+",
+        );
+    }
+
+    #[test]
+    fn never_panics_on_nonsense_spans() {
+        let src = "event e {} rule r { when a then s() {} } // c";
+        let (mut m, _) = parse_module(0, src);
+        for item in &mut m.items {
+            if let Item::Rule(r) = item {
+                r.span = Span::new(0, usize::MAX - 1, usize::MAX);
+            }
+            if let Item::Type(t) = item {
+                t.span = Span::new(0, 5, 2);
+            }
+        }
+        m.comments[0].span = Span::new(0, usize::MAX, 3);
+        let out = format_module(&m, src);
+        assert!(out.contains("// c") && out.contains("rule r {"), "{out}");
+    }
+
+    #[test]
+    fn never_panics_on_a_mismatched_source() {
+        let src = "rule r { when a > 1 // c\n then m() }";
+        let (m, _) = parse_module(0, src);
+        for other in ["", "x", "日本語のテキスト", &src[..10]] {
+            let out = format_module(&m, other);
+            assert!(out.contains("// c"));
         }
     }
 }
