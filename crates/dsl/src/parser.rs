@@ -96,8 +96,17 @@ pub fn parse_module(file: FileId, text: &str) -> (Module, Vec<Diagnostic>) {
                     base: pos,
                     diags: &mut diags,
                 };
-                if let Some(item) = cx.item(item) {
-                    module.items.push(item);
+                let before = cx.diags.len();
+                match cx.item(item) {
+                    Some(item) => module.items.push(item),
+                    // Never drop an item without saying so.
+                    None if diags.len() == before => diags.push(Diagnostic::new(
+                        ErrorKind::Syntax,
+                        Span::new(file, pos, end),
+                        "this item could not be read",
+                        "not understood",
+                    )),
+                    None => {}
                 }
                 pos = end;
             }
@@ -290,7 +299,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::exists_ce => "`exists`",
         Rule::qualifier | Rule::after_q => "`after` or `within`",
         Rule::aggregate_ce | Rule::agg_fn => "an aggregate such as `count(...)`",
-        Rule::agg_having => "a comparison",
+        Rule::agg_having | Rule::agg_cmp => "a comparison",
         Rule::expr | Rule::prefix | Rule::primary | Rule::neg => "an expression",
         Rule::postfix | Rule::in_audience | Rule::not_in_audience => "`in audience`",
         Rule::infix_op | Rule::cmp_op => "an operator",
@@ -841,6 +850,16 @@ impl Cx<'_> {
     }
 
     fn audience_expr(&mut self, p: Pair<'_, Rule>) -> Option<AudienceExpr> {
+        let span = self.span(&p);
+        if p.clone().into_inner().count() > 2 * MAX_EXPR_DEPTH {
+            self.error(
+                ErrorKind::Syntax,
+                span,
+                format!("an audience may combine at most {MAX_EXPR_DEPTH} others"),
+                "too long",
+            );
+            return None;
+        }
         let mut inner = p.into_inner();
         let mut acc = self.audience_term(inner.next()?)?;
         while let Some(op) = inner.next() {
@@ -1049,7 +1068,16 @@ impl Cx<'_> {
     /// no input builds a tree deep enough to overflow a later recursive walk.
     fn expr(&mut self, p: Pair<'_, Rule>) -> Option<Expr> {
         let span = self.span(&p);
-        if longest_prefix_run(p.clone().into_inner()) > MAX_EXPR_DEPTH {
+        // A long operator chain builds a tree as deep as it is long; refuse
+        // it before building, as dropping such a tree recurses.
+        let operators = p
+            .clone()
+            .into_inner()
+            .filter(|q| is_operator(q.as_rule()))
+            .count();
+        if longest_prefix_run(p.clone().into_inner()) > MAX_EXPR_DEPTH
+            || operators > 4 * MAX_EXPR_DEPTH
+        {
             self.error(
                 ErrorKind::Syntax,
                 span,
@@ -1278,6 +1306,32 @@ impl Cx<'_> {
             })
             .collect()
     }
+}
+
+fn is_operator(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::or_op
+            | Rule::and_op
+            | Rule::eq
+            | Rule::ne
+            | Rule::le
+            | Rule::ge
+            | Rule::lt
+            | Rule::gt
+            | Rule::in_op
+            | Rule::not_in
+            | Rule::contains
+            | Rule::starts_with
+            | Rule::ends_with
+            | Rule::add
+            | Rule::sub
+            | Rule::mul
+            | Rule::div
+            | Rule::rem
+            | Rule::in_audience
+            | Rule::not_in_audience
+    )
 }
 
 /// The longest run of prefix operators (`not`, `-`) in an expression's

@@ -1098,26 +1098,6 @@ fn write_module(items: &[Item], choices: &[u8]) -> (String, usize) {
     (w.out, w.comments)
 }
 
-/// The formatter prints `after` qualifiers before `within` ones; nothing
-/// else about a tree changes.
-fn canonical(items: &[Item]) -> Vec<Item> {
-    let mut items = items.to_vec();
-    for item in &mut items {
-        if let Item::Rule(r) = item {
-            for c in &mut r.conditions {
-                let p = match c {
-                    Cond::Pattern(p) | Cond::Not(p, _) | Cond::Exists(p, _) => p,
-                    Cond::Aggregate(a) => &mut a.source,
-                    Cond::Test(_) => continue,
-                };
-                p.qualifiers
-                    .sort_by_key(|q| matches!(q, Qualifier::Within(..)));
-            }
-        }
-    }
-    items
-}
-
 fn comment_texts(m: &Module) -> Vec<&str> {
     m.comments.iter().map(|c| c.text.as_str()).collect()
 }
@@ -1141,8 +1121,8 @@ fn check_roundtrip(items: &[Item], choices: &[u8]) -> Result<(), TestCaseError> 
         "{diags:?}\n--- text:\n{text}\n--- formatted:\n{formatted}"
     );
     prop_assert_eq!(
-        canonical(&reparsed.items),
-        canonical(&parsed.items),
+        &reparsed.items,
+        &parsed.items,
         "\n--- text:\n{}\n--- formatted:\n{}",
         text,
         formatted
