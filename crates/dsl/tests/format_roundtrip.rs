@@ -213,11 +213,6 @@ fn bin_op() -> impl Strategy<Value = BinOp> {
     ])
 }
 
-fn cmp_op() -> impl Strategy<Value = CmpOp> {
-    use CmpOp::*;
-    prop::sample::select(vec![Eq, Ne, Lt, Le, Gt, Ge, Contains, StartsWith, EndsWith])
-}
-
 /// An aggregate's condition compares its value: no string operators.
 fn having_op() -> impl Strategy<Value = CmpOp> {
     use CmpOp::*;
