@@ -726,49 +726,41 @@ impl Cx<'_> {
         Some(out)
     }
 
+    /// Reports a malformed literal under `p`.
+    fn bad_literal(&mut self, p: &Pair<'_, Rule>, message: String, label: &str) {
+        let span = self.span(p);
+        self.error(ErrorKind::BadLiteral, span, message, label);
+    }
+
     fn int(&mut self, p: &Pair<'_, Rule>) -> Option<i64> {
-        match p.as_str().parse() {
-            Ok(i) => Some(i),
-            Err(_) => {
-                let span = self.span(p);
-                self.error(
-                    ErrorKind::BadLiteral,
-                    span,
-                    format!("integer `{}` does not fit in 64 bits", p.as_str()),
-                    "out of range",
-                );
-                None
-            }
+        let parsed = p.as_str().parse().ok();
+        if parsed.is_none() {
+            self.bad_literal(
+                p,
+                format!("integer `{}` does not fit in 64 bits", p.as_str()),
+                "out of range",
+            );
         }
+        parsed
     }
 
     fn float(&mut self, p: &Pair<'_, Rule>) -> Option<f64> {
-        match p.as_str().parse::<f64>() {
-            Ok(f) if f.is_finite() => Some(f),
-            _ => {
-                let span = self.span(p);
-                self.error(
-                    ErrorKind::BadLiteral,
-                    span,
-                    format!("number `{}` is out of range", p.as_str()),
-                    "out of range",
-                );
-                None
-            }
+        let parsed = p.as_str().parse::<f64>().ok().filter(|f| f.is_finite());
+        if parsed.is_none() {
+            self.bad_literal(
+                p,
+                format!("number `{}` is out of range", p.as_str()),
+                "out of range",
+            );
         }
+        parsed
     }
 
     fn duration(&mut self, p: &Pair<'_, Rule>) -> Option<Duration> {
         match p.as_str().parse() {
             Ok(d) => Some(d),
             Err(e) => {
-                let span = self.span(p);
-                self.error(
-                    ErrorKind::BadLiteral,
-                    span,
-                    format!("duration `{}`: {e}", p.as_str()),
-                    "bad duration",
-                );
+                self.bad_literal(p, format!("duration `{}`: {e}", p.as_str()), "bad duration");
                 None
             }
         }

@@ -130,36 +130,20 @@ impl Network {
             mem_ix.push(ix);
         }
         let mut beta_ix = Vec::with_capacity(self.beta.len());
+        let input = |i: &super::Input| {
+            input_text(
+                schema,
+                self.alpha.mems[i.alpha as usize].ty,
+                &i.joins,
+                &i.filters,
+            )
+        };
         for (b, n) in self.beta.iter().enumerate() {
             let (kind, label) = match &n.kind {
                 BetaKind::Root => (NodeKind::Root, "root".to_string()),
-                BetaKind::Join(i) => (
-                    NodeKind::Join,
-                    input_text(
-                        schema,
-                        self.alpha.mems[i.alpha as usize].ty,
-                        &i.joins,
-                        &i.filters,
-                    ),
-                ),
-                BetaKind::Not(i) => (
-                    NodeKind::Not,
-                    input_text(
-                        schema,
-                        self.alpha.mems[i.alpha as usize].ty,
-                        &i.joins,
-                        &i.filters,
-                    ),
-                ),
-                BetaKind::Exists(i) => (
-                    NodeKind::Exists,
-                    input_text(
-                        schema,
-                        self.alpha.mems[i.alpha as usize].ty,
-                        &i.joins,
-                        &i.filters,
-                    ),
-                ),
+                BetaKind::Join(i) => (NodeKind::Join, input(i)),
+                BetaKind::Not(i) => (NodeKind::Not, input(i)),
+                BetaKind::Exists(i) => (NodeKind::Exists, input(i)),
                 BetaKind::Test(e) => (NodeKind::Test, expr_text(e, schema, None)),
                 BetaKind::Terminal(r) => (
                     NodeKind::Terminal,
