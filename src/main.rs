@@ -249,11 +249,11 @@ fn check(files: &[PathBuf]) -> ExitCode {
         Ok(ruleset) => {
             let s = ruleset.summary();
             println!(
-                "ok: {} rules, {} types, {} declarations in {} files",
-                s.rules,
-                s.types,
-                s.declarations,
-                sources.len()
+                "ok: {}, {}, {} in {}",
+                plural(s.rules, "rule"),
+                plural(s.types, "type"),
+                plural(s.declarations, "declaration"),
+                plural(sources.len(), "file")
             );
             ExitCode::SUCCESS
         }
@@ -266,6 +266,14 @@ fn check(files: &[PathBuf]) -> ExitCode {
             );
             ExitCode::FAILURE
         }
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }
 
