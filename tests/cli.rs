@@ -115,7 +115,7 @@ fn readme_quick_start_checks_as_written() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout).trim(),
-        "ok: 1 rules, 3 types, 0 declarations in 1 files"
+        "ok: 1 rule, 3 types, 0 declarations in 1 file"
     );
     assert!(
         nudge(&["fmt", "--check", path.to_str().unwrap()])
