@@ -85,7 +85,7 @@ pub enum InputError {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Ruleset {
-    checked: Arc<CheckedRuleset>,
+    declarations: Arc<Declarations>,
     network: Arc<Network>,
 }
 
@@ -110,9 +110,10 @@ impl Ruleset {
 
     /// Compiles an already checked ruleset.
     pub fn compile(checked: CheckedRuleset) -> Result<Ruleset, Error> {
-        let network = Network::shared(checked.rules().clone())?;
+        let (rules, declarations) = checked.into_parts();
+        let network = Network::shared(rules)?;
         Ok(Ruleset {
-            checked: Arc::new(checked),
+            declarations: Arc::new(declarations),
             network,
         })
     }
@@ -124,7 +125,7 @@ impl Ruleset {
 
     /// The declarations of marketing primitives.
     pub fn declarations(&self) -> &Declarations {
-        self.checked.declarations()
+        &self.declarations
     }
 
     /// A new session with no host.

@@ -50,6 +50,12 @@ impl CheckedRuleset {
         &self.decls
     }
 
+    /// The rule model and the declarations, taken apart (the network takes
+    /// the rules without a copy).
+    pub fn into_parts(self) -> (RuleSet, Declarations) {
+        (self.rules, self.decls)
+    }
+
     /// Counts of rules, types and declarations.
     pub fn summary(&self) -> Summary {
         Summary {
@@ -71,6 +77,7 @@ pub fn check(
     let modules = load(sources, roots, read, &mut diags);
     let items: Vec<&Item> = modules.iter().flat_map(|m| &m.items).collect();
     let mut env = decls::Env::build(&items, &mut diags);
+    drop(items);
     let mut rules = RuleSet::new(env.schema.clone());
     for name in env.audiences.names() {
         rules.add_set(name);
@@ -81,8 +88,18 @@ pub fn check(
         }
     }
     let mut names: Table<()> = Table::new("rule");
-    for item in &items {
-        let Item::Rule(r) = item else { continue };
+    // Rules are taken out of the syntax trees one by one, so each rule's
+    // tree is freed once it is lowered: a large ruleset never holds all its
+    // trees and all its rule model at once.
+    let rules_in_order = modules
+        .into_iter()
+        .flat_map(|m| m.items)
+        .filter_map(|i| match i {
+            Item::Rule(r) => Some(r),
+            _ => None,
+        });
+    for r in rules_in_order {
+        let r = &r;
         let fresh = names.declare(&r.name, (), &mut diags).is_some();
         let Some(checked) = rules::check_rule(&env, r, &mut diags) else {
             continue;
