@@ -1866,3 +1866,27 @@ fn unknown_coupon_outcome_is_called_an_outcome() {
     assert!(!diags[0].message.contains("arm"), "{rendered}");
     assert!(diags[0].message.contains("outcome"), "{rendered}");
 }
+
+#[test]
+fn comments_may_sit_between_a_role_or_setting_and_its_name() {
+    let r = ok(
+        "event e { key /* the user */ user_id: string  time /* when */ at: timestamp }\n\
+        cap c { limit /* per day */ : 2 per calendar day }",
+    );
+    let t = &r.rules().schema().types()[0];
+    assert_eq!(t.key().map(|k| k.index()), Some(0));
+    assert_eq!(t.time().map(|k| k.index()), Some(1));
+    assert_eq!(r.declarations().caps.len(), 1);
+}
+
+#[test]
+fn a_trailing_comma_in_a_transition_line_keeps_the_next_line_apart() {
+    let r = ok("machine m { initial: a\n a -> b, c,\n d -> e }");
+    let m = &r.declarations().machines[0];
+    let names: Vec<&str> = m.states.iter().map(|s| &**s).collect();
+    assert_eq!(names, ["a", "b", "c", "d", "e"]);
+    let d = m.state("d").unwrap();
+    let e = m.state("e").unwrap();
+    assert!(m.allows(d, e));
+    assert!(!m.allows(m.state("a").unwrap(), d));
+}
