@@ -124,3 +124,29 @@ fn blocked_not_below_a_join_does_not_join_later_facts() {
     fact(&mut s, t1);
     assert_eq!(s.matches(), vec![]);
 }
+
+/// A rule set read from JSON is checked before it is compiled: an index out
+/// of range is an error, not a panic.
+#[test]
+fn deserialized_rule_sets_are_validated() {
+    let mut schema = Schema::new();
+    let t0 = schema
+        .add(FactType::new("t0", FactKind::Fact).field("f0", ValueType::Int, false))
+        .unwrap();
+    let mut rules = RuleSet::new(schema);
+    rules
+        .add_rule(Rule::new("r0").when(Condition::Pattern(
+            Pattern::new(t0).test(Expr::own(nudge_core::FieldId::new(0)).gt(Expr::value(1i64))),
+        )))
+        .unwrap();
+    let json = serde_json::to_string(&rules).unwrap();
+    let back: RuleSet = serde_json::from_str(&json).unwrap();
+    assert!(Network::compile(back).is_ok(), "a faithful copy compiles");
+    let broken = json.replace("\"own\":0", "\"own\":7");
+    assert_ne!(broken, json, "the field index is in the JSON");
+    let bad: RuleSet = serde_json::from_str(&broken).unwrap();
+    assert!(matches!(
+        Network::compile(bad),
+        Err(nudge_rete::CompileError::Invalid(_))
+    ));
+}

@@ -432,6 +432,15 @@ impl RuleSet {
         &self.rules
     }
 
+    /// Checks every rule again, as `add_rule` did: a rule set that was
+    /// deserialized rather than built may hold anything.
+    pub fn validate(&self) -> Result<(), IrError> {
+        for r in &self.rules {
+            validate::check_rule(self, r)?;
+        }
+        Ok(())
+    }
+
     /// Rebuilds lookup indexes after deserializing.
     pub fn reindex(&mut self) {
         self.schema.reindex();

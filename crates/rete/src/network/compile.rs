@@ -10,6 +10,9 @@ use rustc_hash::FxHashMap;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CompileError {
+    /// The rule set is not valid (it was deserialized rather than built).
+    #[error(transparent)]
+    Invalid(#[from] crate::ir::IrError),
     /// The rule uses a construct the engine does not run yet.
     #[error("rule `{rule}`: {construct} is not supported by the engine yet")]
     Unsupported {
@@ -20,7 +23,11 @@ pub enum CompileError {
     },
 }
 
-pub(super) fn compile(rules: RuleSet) -> Result<Network, CompileError> {
+pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
+    // Built rule sets are valid by construction; deserialized ones are
+    // checked here, so that no index in them can be out of range.
+    rules.reindex();
+    rules.validate()?;
     let types = rules.schema().types().len();
     let mut b = Builder {
         alpha: AlphaNet::new(types),
