@@ -189,33 +189,13 @@ impl Naive {
     }
 
     pub fn run(&self, event: &Event, firings: &mut u64, checksum: &mut u64) {
-        let env = FactEnv(&event.1);
+        let env = ir::FactEnv(&event.1);
         for (rule, tests) in &self.by_type[event.0.index()] {
             if tests.iter().all(|t| ir::test(t, &env)) {
                 *firings += 1;
                 *checksum = checksum.wrapping_add(*rule as u64);
             }
         }
-    }
-}
-
-struct FactEnv<'a>(&'a [Value]);
-
-impl ir::Env for FactEnv<'_> {
-    fn own(&self, field: FieldId) -> Value {
-        self.0[field.index()].clone()
-    }
-    fn bound(&self, _: Slot, _: FieldId) -> Value {
-        Value::Null
-    }
-    fn in_set(&self, _: ir::SetId, _: &Value) -> bool {
-        false
-    }
-    fn now(&self) -> nudge::Timestamp {
-        nudge::Timestamp::from_millis(0)
-    }
-    fn call_host(&self, _: ir::FunctionId, _: &[Value]) -> Value {
-        Value::Null
     }
 }
 

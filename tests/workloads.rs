@@ -87,7 +87,7 @@ fn w3_rewards_each_eligible_user_once() {
                 }
                 _ => unreachable!("W3 orders test only the amount"),
             });
-            let env = ProfileEnv(p);
+            let env = nudge::ir::FactEnv(p);
             let profile_ok = pp.tests.iter().all(|t| nudge::ir::test(t, &env));
             if order_ok && profile_ok {
                 expected.insert(*u);
@@ -96,24 +96,4 @@ fn w3_rewards_each_eligible_user_once() {
     }
     assert!(!expected.is_empty());
     assert_eq!(got, expected);
-}
-
-struct ProfileEnv<'a>(&'a [Value]);
-
-impl nudge::ir::Env for ProfileEnv<'_> {
-    fn own(&self, f: nudge::FieldId) -> Value {
-        self.0[f.index()].clone()
-    }
-    fn bound(&self, _: nudge::ir::Slot, _: nudge::FieldId) -> Value {
-        Value::Null
-    }
-    fn in_set(&self, _: nudge::ir::SetId, _: &Value) -> bool {
-        false
-    }
-    fn now(&self) -> nudge::Timestamp {
-        nudge::Timestamp::from_millis(0)
-    }
-    fn call_host(&self, _: nudge::ir::FunctionId, _: &[Value]) -> Value {
-        Value::Null
-    }
 }

@@ -46,6 +46,30 @@ impl Env for ConstEnv {
     }
 }
 
+/// An environment of one fact's values and nothing else: what single-fact
+/// (alpha) tests read. Bound facts, sets and host functions answer nothing
+/// and the clock stands at the epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct FactEnv<'a>(pub &'a [Value]);
+
+impl Env for FactEnv<'_> {
+    fn own(&self, field: FieldId) -> Value {
+        self.0.get(field.index()).cloned().unwrap_or(Value::Null)
+    }
+    fn bound(&self, _: Slot, _: FieldId) -> Value {
+        Value::Null
+    }
+    fn in_set(&self, _: SetId, _: &Value) -> bool {
+        false
+    }
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(0)
+    }
+    fn call_host(&self, _: FunctionId, _: &[Value]) -> Value {
+        Value::Null
+    }
+}
+
 /// Evaluates `expr` as a condition: anything but `true` is false.
 pub fn test(expr: &Expr, env: &impl Env) -> bool {
     matches!(eval(expr, env), Value::Bool(true))

@@ -12,8 +12,8 @@
 //!   test passes;
 //! - any other test is evaluated child by child.
 
-use crate::ir::{compare, test, CmpOp, Env, Expr, FunctionId, SetId, Slot};
-use nudge_core::{FieldId, Timestamp, TypeId, Value};
+use crate::ir::{compare, test, CmpOp, Expr, FactEnv};
+use nudge_core::{FieldId, TypeId, Value};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
@@ -185,7 +185,9 @@ impl AlphaNet {
         let mut visited = 0;
         stack.clear();
         stack.push(self.roots[ty.index()]);
-        let env = FactEnv { values };
+        // Alpha tests read the fact alone: the IR files membership, clock and
+        // host-function tests as filters, so an alpha memory never goes stale.
+        let env = FactEnv(values);
         while let Some(n) = stack.pop() {
             visited += 1;
             let node = &self.nodes[n as usize];
@@ -222,32 +224,5 @@ impl AlphaNet {
         }
         // The type's root is not a test.
         visited - 1
-    }
-}
-
-/// Alpha tests read the fact alone: the IR files membership, clock and
-/// host-function tests as filters, so an alpha memory never goes stale.
-struct FactEnv<'a> {
-    values: &'a [Value],
-}
-
-impl Env for FactEnv<'_> {
-    fn own(&self, field: FieldId) -> Value {
-        self.values
-            .get(field.index())
-            .cloned()
-            .unwrap_or(Value::Null)
-    }
-    fn bound(&self, _: Slot, _: FieldId) -> Value {
-        Value::Null
-    }
-    fn in_set(&self, _: SetId, _: &Value) -> bool {
-        false
-    }
-    fn now(&self) -> Timestamp {
-        Timestamp::from_millis(0)
-    }
-    fn call_host(&self, _: FunctionId, _: &[Value]) -> Value {
-        Value::Null
     }
 }

@@ -604,16 +604,16 @@ impl<H: Host> State<H> {
     fn right_insert(&mut self, net: &Network, n: BetaId, f: FactId) {
         let node = &net.beta[n as usize];
         let Some(input) = input(node) else { return };
-        let key = match self.facts.get(f) {
-            Some(d) => self.right_key(input, &d.values),
-            None => return,
-        };
         if node.parent == 0 {
             if let BetaKind::Join(_) = node.kind {
                 self.root_join(net, n, f);
                 return;
             }
         }
+        let key = match self.facts.get(f) {
+            Some(d) => self.right_key(input, &d.values),
+            None => return,
+        };
         let mem = &mut self.mems[n as usize];
         if node.parent != 0 {
             mem.right.entry(key).or_default().push(f);
