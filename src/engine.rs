@@ -3,7 +3,7 @@
 
 use nudge_core::{decl::Declarations, Duration, Timestamp, TypeId, Value, ValueType};
 use nudge_dsl::{CheckedRuleset, Diagnostic, Sources};
-use nudge_rete::{CompileError, Network, NoHost, Session};
+use nudge_rete::{CompileError, Network, NoHost, Session, SessionConfig};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -131,6 +131,11 @@ impl Ruleset {
     /// A new session with no host.
     pub fn session(&self) -> Session<NoHost> {
         Session::new(self.network.clone())
+    }
+
+    /// A new session with settings (lateness, clock...).
+    pub fn session_with(&self, config: SessionConfig) -> Session<NoHost> {
+        Session::with_config(self.network.clone(), NoHost, config)
     }
 
     /// The id of a fact type by name.

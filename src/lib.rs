@@ -34,8 +34,8 @@ pub use nudge_dsl::{
     check, check_files, check_str, CheckedRuleset, Diagnostic, ErrorKind, Sources, Summary,
 };
 pub use nudge_rete::{
-    ir, CompileError, Counters, DecisionRef, FactError, FactId, Host, Network, NetworkStats,
-    NoHost, Session, SessionConfig, SessionError,
+    ir, Clock, CompileError, Counters, DecisionRef, FactError, FactId, Host, LatePolicy, Network,
+    NetworkStats, NoHost, Session, SessionConfig, SessionError, SnapshotError,
 };
 
 mod engine;

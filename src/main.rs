@@ -58,6 +58,13 @@ enum Command {
         /// Stop at the first bad line instead of reporting and skipping it.
         #[arg(long)]
         strict: bool,
+        /// How late an event may arrive and still count (e.g. `5m`).
+        #[arg(long, default_value = "0ms")]
+        lateness: nudge_core::Duration,
+        /// Run the clock on to this time (RFC 3339) or for this long after
+        /// the last line (e.g. `7d`), so that pending timers fire.
+        #[arg(long)]
+        until: Option<String>,
     },
     /// Print rule files in canonical layout, rewriting them in place.
     Fmt {
@@ -82,8 +89,32 @@ fn main() -> ExitCode {
             facts,
             summary,
             strict,
-        } => replay(&files, &events, facts.as_deref(), summary, strict),
+            lateness,
+            until,
+        } => replay(
+            &files,
+            &events,
+            facts.as_deref(),
+            summary,
+            strict,
+            lateness,
+            until.as_deref(),
+        ),
     }
+}
+
+enum Until {
+    At(nudge_core::Timestamp),
+    After(nudge_core::Duration),
+}
+
+fn parse_until(s: &str) -> Result<Until, String> {
+    if let Ok(t) = s.parse() {
+        return Ok(Until::At(t));
+    }
+    s.parse().map(Until::After).map_err(|_| {
+        format!("--until `{s}` is neither an RFC 3339 time nor a duration such as `7d`")
+    })
 }
 
 fn load(files: &[PathBuf]) -> Option<nudge::Ruleset> {
@@ -146,12 +177,25 @@ fn replay(
     facts: Option<&Path>,
     summary: bool,
     strict: bool,
+    lateness: nudge_core::Duration,
+    until: Option<&str>,
 ) -> ExitCode {
     use std::io::{BufReader, BufWriter, IsTerminal, Write};
+    let until = match until.map(parse_until).transpose() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let Some(rules) = load(files) else {
         return ExitCode::FAILURE;
     };
-    let mut replayer = nudge::replay::Replayer::new(&rules);
+    let config = nudge::SessionConfig {
+        lateness,
+        ..nudge::SessionConfig::default()
+    };
+    let mut replayer = nudge::replay::Replayer::with_config(&rules, config);
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let started = std::time::Instant::now();
@@ -206,6 +250,21 @@ fn replay(
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
+        }
+    }
+    if let Some(until) = until {
+        let t = match until {
+            Until::At(t) => t,
+            Until::After(d) => replayer
+                .session()
+                .now()
+                .checked_add(d)
+                .unwrap_or(replayer.session().now()),
+        };
+        let sink: Option<&mut dyn Write> = if summary { None } else { Some(&mut out) };
+        if let Err(e) = replayer.advance_to(t, sink) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
         }
     }
     let elapsed = started.elapsed();

@@ -12,9 +12,16 @@
 //! `ref` names a fact so that later lines can modify or retract it. Rules
 //! fire after every line, so decisions come in the order a live system would
 //! make them.
+//!
+//! The session runs on a pseudo clock that the input drives: an event whose
+//! type has a `time` field moves the clock to that time (never back); any
+//! line may carry `"at": "2026-11-22T10:00:00Z"` to move it first; and
+//! `{"advance": "2026-11-22T11:00:00Z"}` or `{"advance": "30m"}` moves it
+//! alone. Timers that fall due on the way (absences, windows, delayed
+//! actions) fire at their own instant, and each decision carries its time.
 
-use crate::{Ruleset, Session, Value};
-use nudge_core::FieldId;
+use crate::{Ruleset, Session, SessionConfig, Value};
+use nudge_core::{Duration, FieldId, Timestamp};
 use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -80,9 +87,14 @@ pub struct Replayer<'r> {
 impl<'r> Replayer<'r> {
     /// A replayer over a new session of `rules`.
     pub fn new(rules: &'r Ruleset) -> Self {
+        Self::with_config(rules, SessionConfig::default())
+    }
+
+    /// A replayer whose session has the given settings (lateness...).
+    pub fn with_config(rules: &'r Ruleset, config: SessionConfig) -> Self {
         Replayer {
             rules,
-            session: rules.session(),
+            session: rules.session_with(config),
             refs: HashMap::new(),
             report: ReplayReport::default(),
         }
@@ -141,11 +153,58 @@ impl<'r> Replayer<'r> {
         Ok(())
     }
 
+    /// Moves the clock to `t` (if it is ahead), firing the timers due on
+    /// the way, and writes their decisions.
+    pub fn advance_to(
+        &mut self,
+        t: Timestamp,
+        out: Option<&mut dyn Write>,
+    ) -> Result<(), ReplayError> {
+        if t > self.session.now() {
+            self.session.advance_to(t).map_err(|e| {
+                ReplayError::Line(LineError {
+                    source: "clock".into(),
+                    line: 0,
+                    message: e.to_string(),
+                })
+            })?;
+        }
+        self.drain(0, out).map_err(ReplayError::Output)
+    }
+
+    fn clock_to(&mut self, t: Timestamp) -> Result<(), String> {
+        if t > self.session.now() {
+            self.session.advance_to(t).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, line: &str) -> Result<(), String> {
         let j: Json = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
         let Json::Object(obj) = j else {
             return Err("a line is a JSON object".to_string());
         };
+        if let Some(at) = obj.get("at") {
+            let at = at.as_str().ok_or("`at` is an RFC 3339 time")?;
+            let t: Timestamp = at.parse().map_err(|e| format!("`at`: {e}"))?;
+            self.clock_to(t)?;
+        }
+        if let Some(to) = obj.get("advance") {
+            let to = to.as_str().ok_or("`advance` is a time or a duration")?;
+            let t = match to.parse::<Timestamp>() {
+                Ok(t) => t,
+                Err(_) => {
+                    let d: Duration = to.parse().map_err(|_| {
+                        format!("`advance`: `{to}` is neither a time nor a duration")
+                    })?;
+                    self.session
+                        .now()
+                        .checked_add(d)
+                        .ok_or("`advance` goes past the end of time")?
+                }
+            };
+            return self.clock_to(t);
+        }
         let fields = || {
             obj.get("fields")
                 .cloned()
@@ -157,6 +216,13 @@ impl<'r> Replayer<'r> {
                 .rules
                 .fact_from_json(ty, &fields())
                 .map_err(|e| e.to_string())?;
+            // Replaying history: the clock follows the events' own times.
+            let schema = self.rules.network().rules().schema();
+            if let Some(f) = schema.get(t).time() {
+                if let Some(Value::Timestamp(at)) = values.get(f.index()) {
+                    self.clock_to(*at)?;
+                }
+            }
             let id = self.session.insert(t, values).map_err(|e| e.to_string())?;
             if let Some(r) = obj.get("ref") {
                 let r = r.as_str().ok_or("`ref` is a string")?;
@@ -193,7 +259,7 @@ impl<'r> Replayer<'r> {
             }
             Ok(())
         } else {
-            Err("a line needs `insert`, `modify` or `retract`".to_string())
+            Err("a line needs `insert`, `modify`, `retract` or `advance`".to_string())
         }
     }
 
@@ -231,6 +297,7 @@ impl<'r> Replayer<'r> {
                     .collect();
                 let mut rec = json!({
                     "seq": d.seq(),
+                    "time": d.time().to_string(),
                     "line": line,
                     "rule": d.rule_name(),
                     "action": d.action(),

@@ -202,7 +202,10 @@ fn run_limit_stops_runaway_chaining_with_an_error() {
         }"#,
     );
     let mut s = r.session();
-    s.set_config(SessionConfig { max_firings: 50 });
+    s.set_config(SessionConfig {
+        max_firings: 50,
+        ..SessionConfig::default()
+    });
     insert(
         &r,
         &mut s,

@@ -1,5 +1,6 @@
 //! Decisions: what firing a rule asks the host to do.
 
+use crate::time::Timestamp;
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub struct Decision {
     pub args: Vec<(Arc<str>, Value)>,
     /// Ids of the facts the rule matched, in pattern order.
     pub facts: Vec<u64>,
+    /// When the decision was made, on the session clock.
+    pub time: Timestamp,
 }
 
 impl Decision {
@@ -36,6 +39,7 @@ impl Decision {
             action: action.into(),
             args: Vec::new(),
             facts: Vec::new(),
+            time: Timestamp::from_millis(0),
         }
     }
 

@@ -21,5 +21,6 @@ mod session;
 
 pub use network::{CompileError, GraphEdge, GraphNode, Network, NetworkStats, NodeKind};
 pub use session::{
-    Counters, DecisionRef, FactError, FactId, Host, NoHost, Session, SessionConfig, SessionError,
+    Clock, Counters, DecisionRef, FactError, FactId, Host, LatePolicy, NoHost, Session,
+    SessionConfig, SessionError, SnapshotError, SNAPSHOT_VERSION,
 };

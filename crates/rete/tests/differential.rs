@@ -930,7 +930,10 @@ fn run(case: &Case, forward: bool) -> Result<(), TestCaseError> {
     let network = Network::shared(rules).expect("the engine compiles every generated rule");
     let mut session = Session::with_host(network, Sets);
     if forward {
-        session.set_config(SessionConfig { max_firings: SLICE });
+        session.set_config(SessionConfig {
+            max_firings: SLICE,
+            ..SessionConfig::default()
+        });
     }
     let mut run = Run {
         session,

@@ -50,6 +50,7 @@ mod validate;
 
 pub use eval::{compare, eval, test, ConstEnv, Env, FactEnv};
 pub use expr::{arith_type, cmp_fits, ArithOp, Builtin, CmpOp, Expr, FunctionId, SetId, Slot};
+pub(crate) use validate::own_type;
 pub use validate::IrError;
 
 use nudge_core::{Duration, FieldId, FunctionSignature, Schema, TypeId, ValueType};
@@ -312,7 +313,7 @@ pub enum Action {
 }
 
 /// A rule: conditions, actions and the agenda attributes that order firing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rule {
     /// Unique name.
     pub name: Arc<str>,

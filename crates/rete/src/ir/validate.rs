@@ -57,6 +57,16 @@ pub(crate) struct Scope<'a> {
     pub slots: &'a [SlotShape],
 }
 
+/// The type of an expression over the fields of a fact of type `ty` alone.
+pub(crate) fn own_type(rules: &RuleSet, ty: TypeId, e: &Expr) -> Option<ValueType> {
+    let scope = Scope {
+        rules,
+        own: Some(ty),
+        slots: &[],
+    };
+    scope.type_of(e).ok().flatten()
+}
+
 impl Scope<'_> {
     /// The type of field `field` of slot `slot` and whether it may be null.
     pub fn slot_field(&self, slot: Slot, field: FieldId) -> Result<(ValueType, bool), String> {

@@ -1,10 +1,13 @@
 //! From rule model to network: one alpha chain per pattern, one beta chain
 //! per rule, both hash-consed so that equal prefixes are built once.
 
-use super::{AlphaNet, BetaId, BetaKind, BetaNode, CAction, EmitInfo, Input, Network};
-use crate::ir::{Action, Arg, Condition, Expr, Pattern, RuleId, RuleSet};
-use nudge_core::Value;
+use super::{
+    AggSpec, AlphaNet, BetaId, BetaKind, BetaNode, CAction, EmitInfo, Input, Network, TimeSpec,
+};
+use crate::ir::{Action, Arg, Condition, Expr, Pattern, Rule, RuleId, RuleSet};
+use nudge_core::{Duration, FactKind, Value, ValueType};
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 /// Why a rule set could not be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,14 +16,6 @@ pub enum CompileError {
     /// The rule set is not valid (it was deserialized rather than built).
     #[error(transparent)]
     Invalid(#[from] crate::ir::IrError),
-    /// The rule uses a construct the engine does not run yet.
-    #[error("rule `{rule}`: {construct} is not supported by the engine yet")]
-    Unsupported {
-        /// The rule.
-        rule: String,
-        /// What it uses.
-        construct: &'static str,
-    },
 }
 
 pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
@@ -42,18 +37,65 @@ pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
         alpha_successors: Vec::new(),
         alpha_rules: Vec::new(),
         beta_rules: vec![Vec::new()],
+        retention: FxHashMap::default(),
     };
     for (i, rule) in rules.rules().iter().enumerate() {
         let id = RuleId::new(i as u32);
-        check_supported(rule)?;
+        let horizon = rule_horizon(rule);
         let mut node: BetaId = 0;
+        // Retention of the event bound at each slot (`None`: a fact or an
+        // aggregate), for the `after` patterns that refer to it.
+        let mut slot_retention: Vec<Option<Duration>> = Vec::new();
         for c in &rule.conditions {
             let kind = match c {
-                Condition::Pattern(p) => BetaKind::Join(b.input(id, p)),
-                Condition::Not(p) => BetaKind::Not(b.input(id, p)),
-                Condition::Exists(p) => BetaKind::Exists(b.input(id, p)),
+                Condition::Pattern(p) | Condition::Not(p) | Condition::Exists(p) => {
+                    let time = time_spec(&rules, p, horizon);
+                    let retention = match (time.horizon, time.after) {
+                        (Some(h), _) => Some(h),
+                        (None, Some((s, _))) => slot_retention.get(s.index()).copied().flatten(),
+                        (None, None) => None,
+                    };
+                    if is_event(&rules, p) {
+                        b.retain(p.ty, retention.unwrap_or(Duration::ZERO));
+                    }
+                    let input = b.input(id, p, time);
+                    match c {
+                        Condition::Pattern(_) => {
+                            slot_retention.push(retention);
+                            BetaKind::Join(input)
+                        }
+                        Condition::Not(_) => BetaKind::Not(input),
+                        _ => BetaKind::Exists(input),
+                    }
+                }
+                Condition::Aggregate(a) => {
+                    let time = TimeSpec {
+                        horizon: if is_event(&rules, &a.source) {
+                            Some(a.within.unwrap_or(horizon))
+                        } else {
+                            None
+                        },
+                        after: None,
+                    };
+                    if let Some(h) = time.horizon {
+                        b.retain(a.source.ty, h);
+                    }
+                    slot_retention.push(None);
+                    let zero = match a.value.as_ref().and_then(|v| value_type(&rules, a, v)) {
+                        Some(ValueType::Float) => Value::Float(0.0),
+                        Some(ValueType::Duration) => Value::Duration(Duration::ZERO),
+                        _ => Value::Int(0),
+                    };
+                    let spec = AggSpec {
+                        func: a.func,
+                        value: a.value.clone(),
+                        by: a.by.clone(),
+                        having: a.having.clone(),
+                        zero,
+                    };
+                    BetaKind::Aggregate(b.input(id, &a.source, time), Box::new(spec))
+                }
                 Condition::Test(e) => BetaKind::Test(e.clone()),
-                Condition::Aggregate(_) => unreachable!("rejected by check_supported"),
             };
             node = b.beta_node(node, kind, id);
         }
@@ -76,19 +118,54 @@ pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
         })
         .collect();
     let groups = group_names.len();
-    let mut emits = Vec::new();
+    let mut lowered = Lowered::default();
     let actions = rules
         .rules()
         .iter()
-        .map(|r| {
-            r.actions
-                .iter()
-                .map(|a| lower_action(a, &mut emits))
-                .collect()
+        .map(|r| r.actions.iter().map(|a| lowered.action(a)).collect())
+        .collect();
+    let rule_delays: Vec<bool> = rules
+        .rules()
+        .iter()
+        .map(|r| r.actions.iter().any(has_delay))
+        .collect();
+    // A rule made of one pattern is activated straight from the fact when
+    // no delayed action needs a token to watch.
+    let rule_first_horizon = rules
+        .rules()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match r.conditions.as_slice() {
+            [Condition::Pattern(p)] if !rule_delays[i] => {
+                time_spec(&rules, p, rule_horizon(r)).horizon
+            }
+            _ => None,
+        })
+        .collect();
+    let type_retention = rules
+        .schema()
+        .types()
+        .iter()
+        .enumerate()
+        .map(|(t, ty)| match ty.kind() {
+            FactKind::Event => Some(b.retention.get(&t).copied().unwrap_or(Duration::ZERO)),
+            _ => None,
         })
         .collect();
     let mut alpha_successors = b.alpha_successors;
     alpha_successors.resize(b.alpha.mems.len(), Vec::new());
+    let mut type_horizons: Vec<SmallVec<[Duration; 2]>> = vec![SmallVec::new(); types];
+    for node in &b.beta {
+        let Some(i) = super::input(node) else {
+            continue;
+        };
+        if let Some(h) = i.time.horizon {
+            let hs = &mut type_horizons[b.alpha.mems[i.alpha as usize].ty.index()];
+            if let Err(at) = hs.binary_search(&h) {
+                hs.insert(at, h);
+            }
+        }
+    }
     let mut withdraw_visits_alpha = vec![false; types];
     for (m, successors) in alpha_successors.iter().enumerate() {
         let keeps_facts = successors.iter().any(|&n| {
@@ -100,7 +177,6 @@ pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
         }
     }
     Ok(Network {
-        rules,
         alpha: b.alpha,
         beta: b.beta,
         alpha_successors,
@@ -108,87 +184,165 @@ pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
         alpha_rules: b.alpha_rules,
         beta_rules: b.beta_rules,
         actions,
-        emits,
+        emits: lowered.emits,
         rule_group,
         groups,
+        delayed: lowered.delayed,
+        rule_delays,
+        rule_first_horizon,
+        type_horizons,
+        type_retention,
+        fingerprint: fingerprint(&rules),
+        rules,
     })
 }
 
-fn lower_action(a: &Action, emits: &mut Vec<EmitInfo>) -> CAction {
-    match a {
-        Action::Insert { ty, fields } => CAction::Insert {
-            ty: *ty,
-            fields: fields.clone(),
-        },
-        Action::Modify { slot, fields } => CAction::Modify {
-            slot: *slot,
-            fields: fields.clone(),
-        },
-        Action::Retract { slot } => CAction::Retract { slot: *slot },
-        Action::Emit(e) => {
-            let id = emits.len() as u32;
-            emits.push(EmitInfo {
-                action: e.action.clone(),
-                arg_names: e.args.iter().map(|(n, _)| n.clone()).collect(),
-            });
-            let args = e
-                .args
-                .iter()
-                .map(|(_, arg)| match arg {
-                    Arg::Expr(x) => x.clone(),
-                    Arg::Name(n) => Expr::Const(Value::Str(n.clone())),
-                    Arg::Names(ns) => Expr::Const(Value::List(ns.iter().cloned().collect())),
-                })
-                .collect();
-            let branches = e
+fn fingerprint(rules: &RuleSet) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    rules.schema().types().hash(&mut h);
+    rules.rules().hash(&mut h);
+    h.finish()
+}
+
+fn is_event(rules: &RuleSet, p: &Pattern) -> bool {
+    rules.schema().get(p.ty).kind() == FactKind::Event
+}
+
+fn value_type(rules: &RuleSet, a: &crate::ir::Aggregate, v: &Expr) -> Option<ValueType> {
+    crate::ir::own_type(rules, a.source.ty, v)
+}
+
+/// The rule's horizon: its longest window plus its longest delay. Events of
+/// its patterns without a window of their own are seen for that long.
+pub(crate) fn rule_horizon(rule: &Rule) -> Duration {
+    let mut span = Duration::ZERO;
+    for c in &rule.conditions {
+        let d = match c {
+            Condition::Pattern(p) | Condition::Not(p) | Condition::Exists(p) => p.window.within,
+            Condition::Aggregate(a) => a.within,
+            Condition::Test(_) => None,
+        };
+        if let Some(d) = d {
+            span = span.max(d);
+        }
+    }
+    fn delay(a: &Action) -> Duration {
+        match a {
+            Action::Delayed { after, action, .. } => {
+                Duration::from_millis(after.as_millis().saturating_add(delay(action).as_millis()))
+            }
+            Action::Emit(e) => e
                 .branches
                 .iter()
-                .map(|(label, acts)| {
-                    (
-                        label.clone(),
-                        acts.iter().map(|a| lower_action(a, emits)).collect(),
-                    )
-                })
-                .collect();
-            CAction::Emit {
-                emit: id,
-                args,
-                branches,
-            }
+                .flat_map(|(_, acts)| acts.iter().map(delay))
+                .max()
+                .unwrap_or(Duration::ZERO),
+            _ => Duration::ZERO,
         }
-        Action::Delayed { .. } => unreachable!("rejected by check_supported"),
+    }
+    let delay = rule
+        .actions
+        .iter()
+        .map(delay)
+        .max()
+        .unwrap_or(Duration::ZERO);
+    Duration::from_millis(span.as_millis().saturating_add(delay.as_millis()))
+}
+
+fn time_spec(rules: &RuleSet, p: &Pattern, horizon: Duration) -> TimeSpec {
+    if !is_event(rules, p) {
+        return TimeSpec::default();
+    }
+    match (p.window.after, p.window.within) {
+        (Some(s), within) => TimeSpec {
+            horizon: None,
+            after: Some((s, within)),
+        },
+        (None, Some(d)) => TimeSpec {
+            horizon: Some(d),
+            after: None,
+        },
+        (None, None) => TimeSpec {
+            horizon: Some(horizon),
+            after: None,
+        },
     }
 }
 
-fn check_supported(rule: &crate::ir::Rule) -> Result<(), CompileError> {
-    let unsupported = |construct| {
-        Err(CompileError::Unsupported {
-            rule: rule.name.to_string(),
-            construct,
-        })
-    };
-    for c in &rule.conditions {
-        match c {
-            Condition::Aggregate(_) => return unsupported("an aggregate"),
-            Condition::Pattern(p) | Condition::Not(p) | Condition::Exists(p)
-                if !p.window.is_unbounded() =>
-            {
-                return unsupported("a time window (`within`/`after`)")
-            }
-            _ => {}
-        }
+fn has_delay(a: &Action) -> bool {
+    match a {
+        Action::Delayed { .. } => true,
+        Action::Emit(e) => e
+            .branches
+            .iter()
+            .any(|(_, acts)| acts.iter().any(has_delay)),
+        _ => false,
     }
-    fn delayed(a: &Action) -> bool {
+}
+
+/// Actions lowered for the session: emits and delayed actions numbered.
+#[derive(Default)]
+struct Lowered {
+    emits: Vec<EmitInfo>,
+    delayed: Vec<CAction>,
+}
+
+impl Lowered {
+    fn action(&mut self, a: &Action) -> CAction {
         match a {
-            Action::Delayed { .. } => true,
-            Action::Emit(e) => e.branches.iter().any(|(_, acts)| acts.iter().any(delayed)),
-            _ => false,
+            Action::Insert { ty, fields } => CAction::Insert {
+                ty: *ty,
+                fields: fields.clone(),
+            },
+            Action::Modify { slot, fields } => CAction::Modify {
+                slot: *slot,
+                fields: fields.clone(),
+            },
+            Action::Retract { slot } => CAction::Retract { slot: *slot },
+            Action::Emit(e) => {
+                let id = self.emits.len() as u32;
+                self.emits.push(EmitInfo {
+                    action: e.action.clone(),
+                    arg_names: e.args.iter().map(|(n, _)| n.clone()).collect(),
+                });
+                let args = e
+                    .args
+                    .iter()
+                    .map(|(_, arg)| match arg {
+                        Arg::Expr(x) => x.clone(),
+                        Arg::Name(n) => Expr::Const(Value::Str(n.clone())),
+                        Arg::Names(ns) => Expr::Const(Value::List(ns.iter().cloned().collect())),
+                    })
+                    .collect();
+                let branches = e
+                    .branches
+                    .iter()
+                    .map(|(label, acts)| {
+                        (label.clone(), acts.iter().map(|a| self.action(a)).collect())
+                    })
+                    .collect();
+                CAction::Emit {
+                    emit: id,
+                    args,
+                    branches,
+                }
+            }
+            Action::Delayed {
+                after,
+                recheck,
+                action,
+            } => {
+                let inner = self.action(action);
+                self.delayed.push(inner);
+                CAction::Delayed {
+                    after: *after,
+                    recheck: *recheck,
+                    action: self.delayed.len() as u32 - 1,
+                }
+            }
         }
     }
-    if rule.actions.iter().any(delayed) {
-        return unsupported("a delayed action (`after`)");
-    }
-    Ok(())
 }
 
 struct Builder {
@@ -198,10 +352,17 @@ struct Builder {
     alpha_successors: Vec<Vec<BetaId>>,
     alpha_rules: Vec<Vec<crate::ir::RuleId>>,
     beta_rules: Vec<Vec<crate::ir::RuleId>>,
+    /// Longest retention asked of each event type, by type index.
+    retention: FxHashMap<usize, Duration>,
 }
 
 impl Builder {
-    fn input(&mut self, rule: RuleId, p: &Pattern) -> Input {
+    fn retain(&mut self, ty: nudge_core::TypeId, d: Duration) {
+        let r = self.retention.entry(ty.index()).or_insert(d);
+        *r = (*r).max(d);
+    }
+
+    fn input(&mut self, rule: RuleId, p: &Pattern, time: TimeSpec) -> Input {
         let alpha = self.alpha.memory_for(p.ty, &p.tests);
         // Record which rules pass through each alpha node of the chain.
         self.alpha_rules.resize(self.alpha.nodes.len(), Vec::new());
@@ -217,6 +378,7 @@ impl Builder {
             alpha,
             joins: p.joins.clone(),
             filters: p.filters.clone(),
+            time,
         }
     }
 
@@ -228,10 +390,14 @@ impl Builder {
                 let p = &self.beta[parent as usize];
                 let depth = p.depth + 1;
                 let mut slot_depth = p.slot_depth.clone();
-                if matches!(kind, BetaKind::Join(_)) {
+                if matches!(kind, BetaKind::Join(_) | BetaKind::Aggregate(..)) {
                     slot_depth.push(depth);
                 }
-                if let BetaKind::Join(i) | BetaKind::Not(i) | BetaKind::Exists(i) = &kind {
+                if let BetaKind::Join(i)
+                | BetaKind::Not(i)
+                | BetaKind::Exists(i)
+                | BetaKind::Aggregate(i, _) = &kind
+                {
                     let a = i.alpha as usize;
                     if self.alpha_successors.len() <= a {
                         self.alpha_successors.resize(a + 1, Vec::new());

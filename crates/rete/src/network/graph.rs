@@ -26,6 +26,8 @@ pub enum NodeKind {
     Not,
     /// `exists`.
     Exists,
+    /// An aggregate (`count`, `sum`...) over the facts of its input.
+    Aggregate,
     /// A test over several bindings.
     Test,
     /// A rule's activations.
@@ -144,6 +146,15 @@ impl Network {
                 BetaKind::Join(i) => (NodeKind::Join, input(i)),
                 BetaKind::Not(i) => (NodeKind::Not, input(i)),
                 BetaKind::Exists(i) => (NodeKind::Exists, input(i)),
+                BetaKind::Aggregate(i, a) => {
+                    let mut label = format!("{}({})", a.func.name(), input(i));
+                    if !a.by.is_empty() {
+                        let ty = schema.get(self.alpha.mems[i.alpha as usize].ty);
+                        let by: Vec<&str> = a.by.iter().map(|f| &*ty.field_def(*f).name).collect();
+                        let _ = write!(label, " by {}", by.join(", "));
+                    }
+                    (NodeKind::Aggregate, label)
+                }
                 BetaKind::Test(e) => (NodeKind::Test, expr_text(e, schema, None)),
                 BetaKind::Terminal(r) => (
                     NodeKind::Terminal,
@@ -161,7 +172,7 @@ impl Network {
             if b != 0 {
                 g.add_edge(beta_ix[n.parent as usize], beta_ix[b], GraphEdge::Left);
             }
-            if let BetaKind::Join(i) | BetaKind::Not(i) | BetaKind::Exists(i) = &n.kind {
+            if let Some(i) = super::input(n) {
                 g.add_edge(mem_ix[i.alpha as usize], beta_ix[b], GraphEdge::Right);
             }
         }
@@ -179,7 +190,9 @@ impl Network {
                 NodeKind::Type | NodeKind::Root => "ellipse",
                 NodeKind::Alpha | NodeKind::Test => "box",
                 NodeKind::AlphaMemory => "cylinder",
-                NodeKind::Join | NodeKind::Not | NodeKind::Exists => "diamond",
+                NodeKind::Join | NodeKind::Not | NodeKind::Exists | NodeKind::Aggregate => {
+                    "diamond"
+                }
                 NodeKind::Terminal => "doubleoctagon",
             };
             let kind = serde_plain(n.kind);
@@ -220,6 +233,7 @@ fn serde_plain(k: NodeKind) -> &'static str {
         NodeKind::Join => "join",
         NodeKind::Not => "not",
         NodeKind::Exists => "exists",
+        NodeKind::Aggregate => "aggregate",
         NodeKind::Test => "test",
         NodeKind::Terminal => "terminal",
     }

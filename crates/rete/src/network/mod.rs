@@ -9,7 +9,9 @@ pub(crate) use alpha::{AlphaMemId, AlphaNet};
 pub use compile::CompileError;
 pub use graph::{GraphEdge, GraphNode, NodeKind};
 
-use crate::ir::{Expr, Join, RuleId, RuleSet};
+use crate::ir::{AggFunc, CmpOp, Expr, Join, RuleId, RuleSet, Slot};
+use nudge_core::{Duration, FieldId, Value};
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 /// Index of a beta node.
@@ -34,6 +36,12 @@ pub(crate) enum CAction {
         args: Vec<Expr>,
         branches: Vec<(Arc<str>, Vec<CAction>)>,
     },
+    /// Schedules [`Network::delayed`]`[action]` for `after` from now.
+    Delayed {
+        after: Duration,
+        recheck: bool,
+        action: u32,
+    },
 }
 
 /// The names of one emitted action and its arguments.
@@ -43,12 +51,45 @@ pub(crate) struct EmitInfo {
     pub arg_names: Vec<Arc<str>>,
 }
 
-/// The input side of a join, negation or existence node.
+/// How time bounds the events of an input (see `docs/time.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub(crate) struct TimeSpec {
+    /// An event takes part while `time >= watermark - horizon`; `None` for
+    /// facts and for `after` patterns, which no clock bounds.
+    pub horizon: Option<Duration>,
+    /// `after slot [within D]`: the event comes after the one bound at
+    /// `slot`, and at most `D` after it.
+    pub after: Option<(Slot, Option<Duration>)>,
+}
+
+impl TimeSpec {
+    /// A `not` with `after s within D` holds only once its window has ended.
+    pub fn deadline(&self) -> Option<(Slot, Duration)> {
+        match self.after {
+            Some((s, Some(d))) => Some((s, d)),
+            _ => None,
+        }
+    }
+}
+
+/// The input side of a join, negation, existence or aggregate node.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Input {
     pub alpha: AlphaMemId,
     pub joins: Vec<Join>,
     pub filters: Vec<Expr>,
+    pub time: TimeSpec,
+}
+
+/// What an aggregate node computes over the facts of its input.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct AggSpec {
+    pub func: AggFunc,
+    pub value: Option<Expr>,
+    pub by: Vec<FieldId>,
+    pub having: Option<(CmpOp, Expr)>,
+    /// The value of `sum` over no facts, typed like the summed expression.
+    pub zero: Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -61,6 +102,9 @@ pub(crate) enum BetaKind {
     Not(Input),
     /// Passes a token while at least one fact matches.
     Exists(Input),
+    /// Extends each token with each group of matching facts whose aggregate
+    /// passes.
+    Aggregate(Input, Box<AggSpec>),
     /// Passes a token when the test holds.
     Test(Expr),
     /// A rule's activations.
@@ -76,6 +120,15 @@ pub(crate) struct BetaNode {
     pub depth: u16,
     /// For each slot bound on the way here, the depth of the token holding its fact.
     pub slot_depth: Vec<u16>,
+}
+
+pub(crate) fn input(node: &BetaNode) -> Option<&Input> {
+    match &node.kind {
+        BetaKind::Join(i) | BetaKind::Not(i) | BetaKind::Exists(i) | BetaKind::Aggregate(i, _) => {
+            Some(i)
+        }
+        _ => None,
+    }
 }
 
 /// Counts that show how much the network shares.
@@ -137,6 +190,23 @@ pub struct Network {
     /// For each rule, the index of its activation group, if any.
     pub(crate) rule_group: Vec<Option<u32>>,
     pub(crate) groups: usize,
+    /// Actions scheduled by `after D`, by number.
+    pub(crate) delayed: Vec<CAction>,
+    /// For each rule, whether it has delayed actions (its matches then
+    /// always get tokens, which the delayed actions watch).
+    pub(crate) rule_delays: Vec<bool>,
+    /// For each rule whose first pattern activates it without tokens, that
+    /// pattern's horizon.
+    pub(crate) rule_first_horizon: Vec<Option<Duration>>,
+    /// For each fact type, the distinct horizons of the inputs it feeds,
+    /// ascending: one expiry timer per event and horizon.
+    pub(crate) type_horizons: Vec<SmallVec<[Duration; 2]>>,
+    /// For each event type, how long after its time an event can still take
+    /// part in a match; `None` for facts, which never expire.
+    pub(crate) type_retention: Vec<Option<Duration>>,
+    /// A hash of the schema and the rules: a snapshot restores only into a
+    /// network with the same one.
+    pub(crate) fingerprint: u64,
 }
 
 impl Network {
@@ -148,6 +218,12 @@ impl Network {
     /// Compiles and wraps in an [`Arc`], ready to share.
     pub fn shared(rules: RuleSet) -> Result<Arc<Network>, CompileError> {
         Self::compile(rules).map(Arc::new)
+    }
+
+    /// A hash of the schema and rules, the same for the same rule set
+    /// compiled again; snapshots carry it.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// The rule set the network was compiled from.

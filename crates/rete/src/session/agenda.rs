@@ -86,6 +86,10 @@ impl Agenda {
         self.heap.pop()
     }
 
+    pub fn clear(&mut self) {
+        self.heap.clear();
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Activation> {
         self.heap.iter()
     }

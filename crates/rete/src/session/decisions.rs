@@ -4,7 +4,7 @@
 use super::facts::FactId;
 use crate::ir::RuleId;
 use crate::network::Network;
-use nudge_core::{Decision, Value};
+use nudge_core::{Decision, Timestamp, Value};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ struct Entry {
     args: Range<u32>,
     facts: Range<u32>,
     branch: Option<Arc<str>>,
+    time: Timestamp,
 }
 
 /// The decisions made since the host last cleared them.
@@ -34,6 +35,7 @@ impl DecisionLog {
         emit: u32,
         args: impl IntoIterator<Item = Value>,
         facts: &[FactId],
+        time: Timestamp,
     ) -> usize {
         self.next_seq += 1;
         let a = self.values.len() as u32;
@@ -47,8 +49,18 @@ impl DecisionLog {
             args: a..self.values.len() as u32,
             facts: f..self.facts.len() as u32,
             branch: None,
+            time,
         });
         self.entries.len() - 1
+    }
+
+    /// The sequence number of the last decision made.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn set_next_seq(&mut self, seq: u64) {
+        self.next_seq = seq;
     }
 
     pub fn set_branch(&mut self, i: usize, label: Arc<str>) {
@@ -122,6 +134,12 @@ impl<'a> DecisionRef<'a> {
         &self.log.facts[e.facts.start as usize..e.facts.end as usize]
     }
 
+    /// When the decision was made: the clock when the rule fired, or the
+    /// due time of a delayed action.
+    pub fn time(&self) -> Timestamp {
+        self.entry().time
+    }
+
     /// The branch the host chose, for an action with branches.
     pub fn branch(&self) -> Option<&'a str> {
         self.entry().branch.as_deref()
@@ -134,6 +152,7 @@ impl<'a> DecisionRef<'a> {
             d = d.arg(n, v.clone());
         }
         d.facts = self.facts().iter().map(|f| f.as_u64()).collect();
+        d.time = self.time();
         if let Some(b) = self.branch() {
             d = d.arg("branch", Value::Str(b.into()));
         }
@@ -147,6 +166,7 @@ impl std::fmt::Debug for DecisionRef<'_> {
             .field("seq", &self.seq())
             .field("rule", &self.rule_name())
             .field("action", &self.action())
+            .field("time", &self.time())
             .field("args", &self.args().collect::<Vec<_>>())
             .finish()
     }

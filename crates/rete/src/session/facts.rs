@@ -84,90 +84,166 @@ pub enum FactError {
         field: String,
     },
     /// The id names no live fact.
-    #[error("fact {0} does not exist (it was retracted, or never inserted)")]
+    #[error("fact {0} does not exist (it was retracted, expired, or never inserted)")]
     NoSuchFact(FactId),
+    /// An event older than the watermark, refused by [`LatePolicy::Reject`](super::LatePolicy::Reject).
+    #[error("`{ty}` event at {time} is late: the watermark is at {watermark} (raise the session's lateness to accept it)")]
+    Late {
+        /// The event's type.
+        ty: String,
+        /// Its time.
+        time: nudge_core::Timestamp,
+        /// The watermark: the clock less the lateness.
+        watermark: nudge_core::Timestamp,
+    },
 }
 
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FactData {
     pub ty: TypeId,
     pub values: Box<[Value]>,
     /// Insertion order, for recency; renewed by `modify`.
     pub seq: u64,
+    /// Insertion order, kept by `modify`: orders events of equal time.
+    pub order: u64,
+    /// An event's time (a fact's insertion time).
+    pub time: nudge_core::Timestamp,
     /// Head of the list of tokens that added this fact.
+    #[serde(skip, default = "no_token")]
     pub first_token: u32,
 }
 
+#[derive(Clone)]
 struct Slot {
     generation: u32,
     data: Option<FactData>,
 }
 
-#[derive(Default)]
-pub(crate) struct FactStore {
+/// Ids with this bit set name aggregate bindings, kept apart from facts so
+/// that the ids the host sees depend on its own inserts alone.
+const BINDING_BIT: u32 = 1 << 31;
+
+/// One arena of slots: a free list and generations that change on reuse.
+#[derive(Default, Clone)]
+struct Arena {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
 }
 
-impl FactStore {
-    pub fn get(&self, id: FactId) -> Option<&FactData> {
-        let slot = self.slots.get(id.index as usize)?;
-        if slot.generation != id.generation {
+impl Arena {
+    fn get(&self, i: u32, generation: u32) -> Option<&FactData> {
+        let slot = self.slots.get(i as usize)?;
+        if slot.generation != generation {
             return None;
         }
         slot.data.as_ref()
     }
 
-    pub fn get_mut(&mut self, id: FactId) -> Option<&mut FactData> {
-        let slot = self.slots.get_mut(id.index as usize)?;
-        if slot.generation != id.generation {
+    fn get_mut(&mut self, i: u32, generation: u32) -> Option<&mut FactData> {
+        let slot = self.slots.get_mut(i as usize)?;
+        if slot.generation != generation {
             return None;
         }
         slot.data.as_mut()
     }
 
-    pub fn add(&mut self, data: FactData) -> FactId {
+    fn add(&mut self, data: FactData) -> (u32, u32) {
         self.live += 1;
         match self.free.pop() {
             Some(i) => {
                 let slot = &mut self.slots[i as usize];
                 slot.data = Some(data);
-                FactId {
-                    index: i,
-                    generation: slot.generation,
-                }
+                (i, slot.generation)
             }
             None => {
                 self.slots.push(Slot {
                     generation: 0,
                     data: Some(data),
                 });
-                FactId {
-                    index: self.slots.len() as u32 - 1,
-                    generation: 0,
-                }
+                (self.slots.len() as u32 - 1, 0)
             }
         }
     }
 
-    pub fn remove(&mut self, id: FactId) -> Option<FactData> {
-        let slot = self.slots.get_mut(id.index as usize)?;
-        if slot.generation != id.generation {
+    fn remove(&mut self, i: u32, generation: u32) -> Option<FactData> {
+        let slot = self.slots.get_mut(i as usize)?;
+        if slot.generation != generation {
             return None;
         }
         let data = slot.data.take()?;
         slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(id.index);
+        self.free.push(i);
         self.live -= 1;
         Some(data)
     }
+}
 
-    pub fn len(&self) -> usize {
-        self.live
+/// Working memory: facts and events, and the hidden bindings of
+/// aggregates, by id.
+#[derive(Default)]
+pub(crate) struct FactStore {
+    facts: Arena,
+    bindings: Arena,
+}
+
+/// A fact store's facts as plain data, for snapshots: each slot's
+/// generation and content, and the free list in order.
+pub(crate) type Exported = (Vec<(u32, Option<FactData>)>, Vec<u32>);
+
+impl FactStore {
+    fn arena(&self, id: FactId) -> (&Arena, u32) {
+        if id.index & BINDING_BIT != 0 {
+            (&self.bindings, id.index & !BINDING_BIT)
+        } else {
+            (&self.facts, id.index)
+        }
     }
 
+    pub fn get(&self, id: FactId) -> Option<&FactData> {
+        let (a, i) = self.arena(id);
+        a.get(i, id.generation)
+    }
+
+    pub fn get_mut(&mut self, id: FactId) -> Option<&mut FactData> {
+        if id.index & BINDING_BIT != 0 {
+            self.bindings
+                .get_mut(id.index & !BINDING_BIT, id.generation)
+        } else {
+            self.facts.get_mut(id.index, id.generation)
+        }
+    }
+
+    pub fn add(&mut self, data: FactData) -> FactId {
+        let (index, generation) = self.facts.add(data);
+        FactId { index, generation }
+    }
+
+    /// Adds an aggregate binding.
+    pub fn add_binding(&mut self, data: FactData) -> FactId {
+        let (index, generation) = self.bindings.add(data);
+        FactId {
+            index: index | BINDING_BIT,
+            generation,
+        }
+    }
+
+    pub fn remove(&mut self, id: FactId) -> Option<FactData> {
+        if id.index & BINDING_BIT != 0 {
+            self.bindings.remove(id.index & !BINDING_BIT, id.generation)
+        } else {
+            self.facts.remove(id.index, id.generation)
+        }
+    }
+
+    /// Number of live facts and events (bindings not counted).
+    pub fn len(&self) -> usize {
+        self.facts.live
+    }
+
+    /// Every live fact and event, bindings aside.
     pub fn ids(&self) -> impl Iterator<Item = (FactId, &FactData)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| {
+        self.facts.slots.iter().enumerate().filter_map(|(i, s)| {
             s.data.as_ref().map(|d| {
                 (
                     FactId {
@@ -179,6 +255,51 @@ impl FactStore {
             })
         })
     }
+
+    /// The facts' slots and free list, bindings aside.
+    pub fn export(&self) -> Exported {
+        let slots = self
+            .facts
+            .slots
+            .iter()
+            .map(|s| (s.generation, s.data.clone()))
+            .collect();
+        (slots, self.facts.free.clone())
+    }
+
+    /// A store holding exactly the exported facts, under the same ids.
+    pub fn import((slots, free): Exported) -> Result<FactStore, String> {
+        let n = slots.len();
+        let mut live = 0;
+        let slots: Vec<Slot> = slots
+            .into_iter()
+            .map(|(generation, data)| {
+                live += usize::from(data.is_some());
+                Slot { generation, data }
+            })
+            .collect();
+        if n >= BINDING_BIT as usize {
+            return Err("too many facts".into());
+        }
+        let mut seen = vec![false; n];
+        for &i in &free {
+            match slots.get(i as usize) {
+                Some(s) if s.data.is_none() && !seen[i as usize] => seen[i as usize] = true,
+                _ => return Err(format!("free slot {i} is in use or out of range")),
+            }
+        }
+        if free.len() + live != n {
+            return Err("the free list does not match the empty slots".into());
+        }
+        Ok(FactStore {
+            facts: Arena { slots, free, live },
+            bindings: Arena::default(),
+        })
+    }
+}
+
+fn no_token() -> u32 {
+    super::tokens::NONE
 }
 
 /// Checks `values` against type `ty`, widening ints given for float fields.

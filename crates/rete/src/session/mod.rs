@@ -3,23 +3,30 @@
 //! against one shared, immutable [`Network`].
 
 mod agenda;
+mod aggregate;
 mod decisions;
 mod facts;
+mod snapshot;
+mod time;
 mod tokens;
 
 pub use decisions::DecisionRef;
 pub use facts::{FactError, FactId};
+pub use snapshot::{SnapshotError, SNAPSHOT_VERSION};
+pub use time::{Clock, LatePolicy};
 
 use crate::ir::{eval, test, Env, FunctionId, SetId, Slot};
-use crate::network::{BetaId, BetaKind, BetaNode, CAction, Input, Network};
+use crate::network::{input, BetaId, BetaKind, BetaNode, CAction, Input, Network};
 use agenda::{Activation, Agenda};
+use aggregate::{AggMem, BINDING_TYPE};
 use decisions::DecisionLog;
 use facts::{validate, FactData, FactStore};
-use nudge_core::{FieldId, Timestamp, TypeId, Value};
+use nudge_core::{Duration, FactKind, FieldId, Timestamp, TypeId, Value};
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use smallvec::SmallVec;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use time::{Pending, PendingActions, TimerKind, Timers};
 use tokens::{Tokens, NONE};
 
 /// What a session asks of its host while matching and firing.
@@ -55,18 +62,28 @@ pub struct NoHost;
 impl Host for NoHost {}
 
 /// Session settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionConfig {
     /// Most rule firings one call to [`Session::fire`] may make before it
     /// stops with [`SessionError::RunLimit`]: a guard against rules that
     /// activate each other for ever.
     pub max_firings: usize,
+    /// How late an event may arrive and still count: windows close and
+    /// absences are decided this long after their end (see `docs/time.md`).
+    pub lateness: Duration,
+    /// What happens to an event later than `lateness`.
+    pub late: LatePolicy,
+    /// The clock the session runs on.
+    pub clock: Clock,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             max_firings: 100_000,
+            lateness: Duration::ZERO,
+            late: LatePolicy::Reject,
+            clock: Clock::Pseudo,
         }
     }
 }
@@ -92,6 +109,14 @@ pub enum SessionError {
         /// What went wrong.
         error: FactError,
     },
+    /// The clock was asked to go back; nothing changed.
+    #[error("the clock is at {now} and cannot go back to {to}")]
+    ClockBackwards {
+        /// The session's clock.
+        now: Timestamp,
+        /// The time asked for.
+        to: Timestamp,
+    },
 }
 
 /// Per-node memories of a join, negation or existence node.
@@ -103,6 +128,8 @@ struct NodeMem {
     /// Facts of the right input by join key (kept only where left tokens can
     /// arrive after facts, i.e. below the root).
     right: FxHashMap<u64, SmallVec<[FactId; 2]>>,
+    /// An aggregate node's facts and bindings.
+    agg: AggMem,
 }
 
 /// Everything of a session but its network, so that the network can be
@@ -124,6 +151,10 @@ struct State<H> {
     counters: Counters,
     /// Firings per rule, by rule index.
     rule_firings: Vec<u64>,
+    timers: Timers,
+    pending: PendingActions,
+    /// Set while timers run: matches that end then end by time alone.
+    by_time: bool,
 }
 
 /// Work a session has done, for tests, benchmarks and capacity planning.
@@ -134,6 +165,12 @@ pub struct Counters {
     pub alpha_tests: u64,
     /// Rule firings.
     pub firings: u64,
+    /// Events refused, or moved to the watermark, for being late.
+    pub late_events: u64,
+    /// Events removed from working memory once no match could use them.
+    pub expired_events: u64,
+    /// Timers run (windows closing, absences decided, delayed actions).
+    pub timers: u64,
 }
 
 /// A working memory and agenda over a shared [`Network`].
@@ -183,6 +220,11 @@ impl Session<NoHost> {
 impl<H: Host> Session<H> {
     /// A session whose sets, functions and branch choices come from `host`.
     pub fn with_host(net: Arc<Network>, host: H) -> Self {
+        Session::with_config(net, host, SessionConfig::default())
+    }
+
+    /// A session with a host and settings.
+    pub fn with_config(net: Arc<Network>, host: H, config: SessionConfig) -> Self {
         let mut mems = Vec::with_capacity(net.beta.len());
         mems.resize_with(net.beta.len(), NodeMem::default);
         let mut state = State {
@@ -198,9 +240,12 @@ impl<H: Host> Session<H> {
             group_fired: FxHashSet::default(),
             alpha_stack: Vec::new(),
             alpha_found: Vec::new(),
-            config: SessionConfig::default(),
+            config,
             counters: Counters::default(),
             rule_firings: vec![0; net.rules.rules().len()],
+            timers: Timers::default(),
+            pending: PendingActions::default(),
+            by_time: false,
         };
         let root = state.tokens.add(0, NONE, FactId::NONE, 0, FactId::NONE);
         state.activate(&net, root);
@@ -227,17 +272,98 @@ impl<H: Host> Session<H> {
         &mut self.state.host
     }
 
-    /// Sets the clock that `now()` reads.
-    pub fn set_time(&mut self, now: Timestamp) {
-        self.state.now = now;
+    /// The settings.
+    pub fn config(&self) -> SessionConfig {
+        self.state.config
+    }
+
+    /// The session clock: what `now()` reads.
+    pub fn now(&self) -> Timestamp {
+        self.state.now
+    }
+
+    /// The clock less the lateness: windows and absences run on it.
+    pub fn watermark(&self) -> Timestamp {
+        self.state.watermark()
+    }
+
+    /// The instant of the next timer (a window closing, an absence decided,
+    /// a delayed action due, an event expiring), if any.
+    pub fn next_timer(&self) -> Option<Timestamp> {
+        self.state.timers.next()
+    }
+
+    /// Moves the clock to `t`: fires what is pending, then, in order, every
+    /// instant a timer is due, applying its timers and firing the rules they
+    /// activate, with the clock at that instant; returns the firings.
+    ///
+    /// ```
+    /// # use nudge_core::{Duration, FactKind, FactType, Schema, Timestamp, Value, ValueType, FieldId};
+    /// # use nudge_rete::ir::{Action, Arg, Condition, Emit, Expr, Pattern, Rule, RuleSet, Slot, Window};
+    /// # use nudge_rete::{Network, Session};
+    /// let mut schema = Schema::new();
+    /// let created = schema.add(FactType::new("order_created", FactKind::Event)
+    ///     .field("order_id", ValueType::String, false))?;
+    /// let paid = schema.add(FactType::new("order_paid", FactKind::Event)
+    ///     .field("order_id", ValueType::String, false))?;
+    /// let id = FieldId::new(0);
+    /// let mut rules = RuleSet::new(schema);
+    /// // o: order_created()  not order_paid(order_id == o.order_id) after o within 10m
+    /// let unpaid = Pattern::new(paid)
+    ///     .test(Expr::own(id).eq(Expr::bound(Slot::new(0), id)))
+    ///     .window(Window { within: Some("10m".parse()?), after: Some(Slot::new(0)) });
+    /// rules.add_rule(Rule::new("unpaid")
+    ///     .when(Condition::Pattern(Pattern::new(created)))
+    ///     .when(Condition::Not(unpaid))
+    ///     .then(Action::Emit(Emit { action: "sms".into(), args: vec![], branches: vec![] })))?;
+    /// let mut session = Session::new(Network::shared(rules)?);
+    /// let t0: Timestamp = "2026-11-22T10:00:00Z".parse()?;
+    /// session.advance_to(t0)?;
+    /// session.insert(created, vec![Value::from("o1")])?;
+    /// session.insert(created, vec![Value::from("o2")])?;
+    /// session.advance_by("5m".parse()?)?;
+    /// session.insert(paid, vec![Value::from("o1")])?;
+    /// assert_eq!(session.advance_by("1h".parse()?)?, 1, "only o2 went unpaid");
+    /// let d = session.decisions().next().unwrap();
+    /// assert_eq!(d.time().to_string(), "2026-11-22T10:10:00Z", "decided when the window ended");
+    /// Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn advance_to(&mut self, t: Timestamp) -> Result<usize, SessionError> {
+        self.state.advance_to(&self.net, t)
+    }
+
+    /// Moves the clock forward by `d` (see [`Session::advance_to`]).
+    pub fn advance_by(&mut self, d: Duration) -> Result<usize, SessionError> {
+        let now = self.state.now;
+        let t = now
+            .checked_add(d)
+            .ok_or(SessionError::ClockBackwards { now, to: now })?;
+        self.advance_to(t)
     }
 
     /// Inserts a fact of type `ty` with one value per declared field
-    /// (`Value::Null` for a missing optional field). A wrong value is an
-    /// error and leaves the session unchanged.
+    /// (`Value::Null` for a missing optional field). A wrong value, or an
+    /// event later than the lateness allows, is an error and leaves the
+    /// session unchanged.
     pub fn insert(&mut self, ty: TypeId, values: Vec<Value>) -> Result<FactId, FactError> {
         let values = validate(&self.net.rules, ty, values)?;
-        Ok(self.state.insert_valid(&self.net, ty, values))
+        let time = self.state.event_time(&self.net, ty, &values)?;
+        Ok(self.state.insert_valid(&self.net, ty, values, time))
+    }
+
+    /// An event's time (a fact's insertion time), while it is live.
+    pub fn event_time(&self, id: FactId) -> Option<Timestamp> {
+        self.state
+            .facts
+            .get(id)
+            .filter(|d| d.ty != BINDING_TYPE)
+            .map(|d| d.time)
+    }
+
+    /// The values of a live fact, or of an aggregate binding (its `by`
+    /// values, then the aggregate's value) as [`Session::matches`] gives it.
+    pub fn binding(&self, id: FactId) -> Option<&[Value]> {
+        self.state.facts.get(id).map(|d| &d.values[..])
     }
 
     /// Changes some fields of a fact, keeping its identity: its matches are
@@ -254,10 +380,14 @@ impl<H: Host> Session<H> {
 
     /// The type and values of a live fact.
     pub fn fact(&self, id: FactId) -> Option<(TypeId, &[Value])> {
-        self.state.facts.get(id).map(|d| (d.ty, &d.values[..]))
+        self.state
+            .facts
+            .get(id)
+            .filter(|d| d.ty != BINDING_TYPE)
+            .map(|d| (d.ty, &d.values[..]))
     }
 
-    /// Every live fact.
+    /// Every live fact and event.
     pub fn facts(&self) -> impl Iterator<Item = (FactId, TypeId, &[Value])> {
         self.state
             .facts
@@ -275,9 +405,14 @@ impl<H: Host> Session<H> {
         &self.state.rule_firings
     }
 
-    /// Number of live facts.
+    /// Number of live facts and events.
     pub fn fact_count(&self) -> usize {
         self.state.facts.len()
+    }
+
+    /// Number of timers waiting, and of delayed actions among them.
+    pub fn timer_count(&self) -> (usize, usize) {
+        (self.state.timers.len(), self.state.pending.len())
     }
 
     /// Number of live partial matches (tokens), for memory accounting.
@@ -288,7 +423,15 @@ impl<H: Host> Session<H> {
     /// Fires activations in conflict-resolution order (salience, then the
     /// newest trigger, then rule order) until none is left; returns how many
     /// fired. Decisions accumulate until [`Session::clear_decisions`].
+    ///
+    /// On the system clock, first advances the clock to the system time.
     pub fn fire(&mut self) -> Result<usize, SessionError> {
+        if self.state.config.clock == Clock::System {
+            let t = system_now();
+            if t > self.state.now {
+                return self.state.advance_to(&self.net, t);
+            }
+        }
         self.state.fire(&self.net)
     }
 
@@ -347,7 +490,11 @@ impl<H: Host> Session<H> {
                     }
                     for &c in &node.children {
                         if let BetaKind::Terminal(rule) = net.beta[c as usize].kind {
-                            out.push((rule, vec![id]));
+                            if !net.rule_delays[rule.index()]
+                                && state.first_pattern_valid(net, rule.index(), d)
+                            {
+                                out.push((rule, vec![id]));
+                            }
                         }
                     }
                 }
@@ -365,7 +512,7 @@ impl<H: Host> Session<H> {
             .agenda
             .iter()
             .filter(|a| {
-                let (stale, trigger) = state.check_activation(a);
+                let (stale, trigger) = state.check_activation(net, a);
                 let blocked = net.rule_group[a.rule() as usize]
                     .is_some_and(|g| state.group_fired.contains(&(g, trigger)));
                 !stale && !blocked
@@ -389,19 +536,23 @@ impl<H: Host> Session<H> {
 /// The root token: the first token of every session.
 const ROOT: u32 = 0;
 
+fn system_now() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Timestamp::from_millis(ms)
+}
+
+fn plus(t: Timestamp, d: Duration) -> Timestamp {
+    Timestamp::from_millis(t.as_millis().saturating_add(d.as_millis()))
+}
+
 fn hash_key<'a>(values: impl Iterator<Item = &'a Value>) -> u64 {
     let mut h = FxHasher::default();
     for v in values {
         v.hash(&mut h);
     }
     h.finish()
-}
-
-fn input(node: &BetaNode) -> Option<&Input> {
-    match &node.kind {
-        BetaKind::Join(i) | BetaKind::Not(i) | BetaKind::Exists(i) => Some(i),
-        _ => None,
-    }
 }
 
 /// Reads bound facts through a token's ancestry, and the tested fact.
@@ -545,6 +696,17 @@ impl<H: Host> State<H> {
             return false;
         };
         let sd = &net.beta[node.parent as usize].slot_depth;
+        if let Some((s, within)) = input.time.after {
+            let Some(o) = self.facts.get(self.slot_fact(net, token, sd, s)) else {
+                return false;
+            };
+            if (o.time, o.order) >= (data.time, data.order) {
+                return false;
+            }
+            if within.is_some_and(|w| data.time > plus(o.time, w)) {
+                return false;
+            }
+        }
         for j in &input.joins {
             let other = self.slot_fact(net, token, sd, j.slot);
             let a = data.values.get(j.field.index()).unwrap_or(&Value::Null);
@@ -566,16 +728,109 @@ impl<H: Host> State<H> {
         input.filters.iter().all(|e| test(e, &env))
     }
 
-    fn insert_valid(&mut self, net: &Network, ty: TypeId, values: Box<[Value]>) -> FactId {
+    fn watermark(&self) -> Timestamp {
+        Timestamp::from_millis(
+            self.now
+                .as_millis()
+                .saturating_sub(self.config.lateness.as_millis()),
+        )
+    }
+
+    /// The instant on the session clock at which the watermark reaches `t`.
+    fn when_watermark(&self, t: Timestamp) -> Timestamp {
+        plus(t, self.config.lateness)
+    }
+
+    /// The time of an event about to be inserted or changed: its time
+    /// field, or the clock; a late one is refused or moved, per the policy.
+    fn event_time(
+        &mut self,
+        net: &Network,
+        ty: TypeId,
+        values: &[Value],
+    ) -> Result<Timestamp, FactError> {
+        let t = net.rules.schema().get(ty);
+        let now = match self.config.clock {
+            Clock::System => system_now().max(self.now),
+            Clock::Pseudo => self.now,
+        };
+        if t.kind() != FactKind::Event {
+            return Ok(now);
+        }
+        let time = match t.time().and_then(|f| values.get(f.index())) {
+            Some(Value::Timestamp(ts)) => *ts,
+            _ => now,
+        };
+        let w = self.watermark();
+        if time >= w {
+            return Ok(time);
+        }
+        self.counters.late_events += 1;
+        match self.config.late {
+            LatePolicy::AtWatermark => Ok(w),
+            LatePolicy::Reject => Err(FactError::Late {
+                ty: t.name().to_string(),
+                time,
+                watermark: w,
+            }),
+        }
+    }
+
+    fn insert_valid(
+        &mut self,
+        net: &Network,
+        ty: TypeId,
+        values: Box<[Value]>,
+        time: Timestamp,
+    ) -> FactId {
         self.seq += 1;
         let id = self.facts.add(FactData {
             ty,
             values,
             seq: self.seq,
+            order: self.seq,
+            time,
             first_token: NONE,
         });
+        self.schedule_expiry(net, id);
         self.assert_fact(net, id);
         id
+    }
+
+    /// Timers for an event: one per horizon of its type, when it leaves
+    /// the inputs of that horizon, and one when it leaves working memory.
+    fn schedule_expiry(&mut self, net: &Network, id: FactId) {
+        let Some(d) = self.facts.get(id) else { return };
+        let (ty, time) = (d.ty, d.time);
+        let Some(retention) = net.type_retention.get(ty.index()).copied().flatten() else {
+            return;
+        };
+        for (i, h) in net.type_horizons[ty.index()].iter().enumerate() {
+            let at = self.when_watermark(plus(plus(time, *h), Duration::from_millis(1)));
+            self.timers.push(
+                at,
+                TimerKind::Expire {
+                    fact: id,
+                    horizon: i as u8,
+                },
+            );
+        }
+        let at = self.when_watermark(plus(plus(time, retention), Duration::from_millis(1)));
+        self.timers.push(at, TimerKind::Drop { fact: id });
+    }
+
+    /// Whether an event is still within `horizon` of the watermark.
+    fn within(&self, time: Timestamp, horizon: Duration) -> bool {
+        plus(time, horizon) >= self.watermark()
+    }
+
+    /// For a rule activated straight from its one pattern's fact: whether
+    /// the fact is still within that pattern's horizon.
+    fn first_pattern_valid(&self, net: &Network, rule: usize, d: &FactData) -> bool {
+        match net.rule_first_horizon[rule] {
+            Some(h) => self.within(d.time, h),
+            None => true,
+        }
     }
 
     /// The alpha memories the fact belongs to, into `alpha_found`.
@@ -604,6 +859,16 @@ impl<H: Host> State<H> {
     fn right_insert(&mut self, net: &Network, n: BetaId, f: FactId) {
         let node = &net.beta[n as usize];
         let Some(input) = input(node) else { return };
+        if let Some(h) = input.time.horizon {
+            match self.facts.get(f) {
+                Some(d) if self.within(d.time, h) => {}
+                _ => return,
+            }
+        }
+        if let BetaKind::Aggregate(..) = node.kind {
+            self.agg_right_insert(net, n, f);
+            return;
+        }
         if node.parent == 0 {
             if let BetaKind::Join(_) = node.kind {
                 self.root_join(net, n, f);
@@ -669,7 +934,7 @@ impl<H: Host> State<H> {
         let mut token = None;
         for &c in &node.children {
             match net.beta[c as usize].kind {
-                BetaKind::Terminal(rule) => {
+                BetaKind::Terminal(rule) if !net.rule_delays[rule.index()] => {
                     self.push_activation(net, rule, NONE, 0, seq, f, seq);
                 }
                 _ => {
@@ -782,10 +1047,30 @@ impl<H: Host> State<H> {
                     self.tokens.get_mut(t2).count = count;
                     self.mems[c as usize].left.entry(key).or_default().push(t2);
                     let is_not = matches!(child.kind, BetaKind::Not(_));
-                    if (is_not && count == 0) || (!is_not && count > 0) {
+                    let open = if is_not {
+                        match self.deadline(net, t2) {
+                            Some(at) if at > self.watermark() => {
+                                let generation = self.tokens.get(t2).generation;
+                                let when = self.when_watermark(at);
+                                self.timers.push(
+                                    when,
+                                    TimerKind::Deadline {
+                                        token: t2,
+                                        generation,
+                                    },
+                                );
+                                false
+                            }
+                            _ => true,
+                        }
+                    } else {
+                        true
+                    };
+                    if (is_not && count == 0 && open) || (!is_not && count > 0) {
                         self.activate(net, t2);
                     }
                 }
+                BetaKind::Aggregate(..) => self.agg_left_activate(net, c, t),
                 BetaKind::Test(e) => {
                     let pass = {
                         let env = MatchEnv {
@@ -859,14 +1144,21 @@ impl<H: Host> State<H> {
             }
             for &c in &node.children {
                 let child = &net.beta[c as usize];
-                if let BetaKind::Join(input) = &child.kind {
+                if let BetaKind::Join(input) | BetaKind::Aggregate(input, _) = &child.kind {
                     let key = self.left_key(net, child, input, x);
                     remove_from(&mut self.mems[c as usize].left, key, x);
                 }
             }
+            if let BetaKind::Aggregate(..) = node.kind {
+                self.agg_forget(net, x);
+            }
+            if !self.pending.by_token.is_empty() {
+                self.pending.token_removed(x, self.by_time);
+            }
         }
         for &x in doomed.iter().rev() {
             let f = self.tokens.get(x).fact;
+            let binding = self.facts.get(f).is_some_and(|d| d.ty == BINDING_TYPE);
             match self.facts.get_mut(f) {
                 Some(d) => {
                     let mut head = d.first_token;
@@ -876,6 +1168,9 @@ impl<H: Host> State<H> {
                     }
                 }
                 None => self.tokens.free(x, None),
+            }
+            if binding {
+                self.facts.remove(f);
             }
         }
     }
@@ -897,40 +1192,7 @@ impl<H: Host> State<H> {
         let mut unblocked: SmallVec<[(u32, u32, bool); 8]> = SmallVec::new();
         for &m in &found {
             for &n in &net.alpha_successors[m as usize] {
-                let node = &net.beta[n as usize];
-                let Some(input) = input(node) else { continue };
-                let key = match self.facts.get(id) {
-                    Some(d) => self.right_key(input, &d.values),
-                    None => continue,
-                };
-                if node.parent != 0 {
-                    if let Some(v) = self.mems[n as usize].right.get_mut(&key) {
-                        if let Some(i) = v.iter().position(|&x| x == id) {
-                            v.swap_remove(i);
-                        }
-                        if v.is_empty() {
-                            self.mems[n as usize].right.remove(&key);
-                        }
-                    }
-                }
-                if let BetaKind::Not(_) | BetaKind::Exists(_) = node.kind {
-                    let is_not = matches!(node.kind, BetaKind::Not(_));
-                    let lefts: SmallVec<[u32; 8]> = self.mems[n as usize]
-                        .left
-                        .get(&key)
-                        .map(|v| v.iter().copied().collect())
-                        .unwrap_or_default();
-                    for t2 in lefts {
-                        let parent = self.tokens.get(t2).parent;
-                        if self.tokens.get(t2).live && self.matches(net, node, input, parent, id) {
-                            let tok = self.tokens.get_mut(t2);
-                            tok.count = tok.count.saturating_sub(1);
-                            if tok.count == 0 {
-                                unblocked.push((t2, tok.generation, is_not));
-                            }
-                        }
-                    }
-                }
+                self.right_remove(net, n, id, &mut unblocked);
             }
         }
         self.alpha_found = found;
@@ -944,22 +1206,265 @@ impl<H: Host> State<H> {
             }
             self.remove_tree(net, head);
         }
-        for (t2, generation, is_not) in unblocked {
-            let tok = self.tokens.get(t2);
-            if !tok.live || tok.generation != generation || tok.count != 0 {
-                continue;
-            }
-            if is_not {
-                self.activate(net, t2);
-            } else {
-                self.deactivate(net, t2);
-            }
-        }
+        self.unblock(net, &unblocked);
         if net.groups > 0 {
             for g in 0..net.groups as u32 {
                 self.group_fired.remove(&(g, id));
             }
         }
+    }
+
+    /// Takes fact `id` out of node `n`'s right memory. The `not` and
+    /// `exists` tokens it no longer blocks or supports are listed in
+    /// `unblocked`, for [`State::unblock`] once its own tokens are gone.
+    fn right_remove(
+        &mut self,
+        net: &Network,
+        n: BetaId,
+        id: FactId,
+        unblocked: &mut SmallVec<[(u32, u32, bool); 8]>,
+    ) {
+        let node = &net.beta[n as usize];
+        let Some(input) = input(node) else { return };
+        if let BetaKind::Aggregate(..) = node.kind {
+            self.agg_right_remove(net, n, id);
+            return;
+        }
+        let key = match self.facts.get(id) {
+            Some(d) => self.right_key(input, &d.values),
+            None => return,
+        };
+        if node.parent != 0 {
+            if let Some(v) = self.mems[n as usize].right.get_mut(&key) {
+                if let Some(i) = v.iter().position(|&x| x == id) {
+                    v.swap_remove(i);
+                }
+                if v.is_empty() {
+                    self.mems[n as usize].right.remove(&key);
+                }
+            }
+        }
+        if let BetaKind::Not(_) | BetaKind::Exists(_) = node.kind {
+            let is_not = matches!(node.kind, BetaKind::Not(_));
+            let lefts: SmallVec<[u32; 8]> = self.mems[n as usize]
+                .left
+                .get(&key)
+                .map(|v| v.iter().copied().collect())
+                .unwrap_or_default();
+            for t2 in lefts {
+                let parent = self.tokens.get(t2).parent;
+                if self.tokens.get(t2).live && self.matches(net, node, input, parent, id) {
+                    let tok = self.tokens.get_mut(t2);
+                    tok.count = tok.count.saturating_sub(1);
+                    if tok.count == 0 {
+                        unblocked.push((t2, tok.generation, is_not));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `not` tokens no longer blocked pass on, once their window has ended;
+    /// `exists` tokens no longer supported stop passing.
+    fn unblock(&mut self, net: &Network, unblocked: &[(u32, u32, bool)]) {
+        for &(t2, generation, is_not) in unblocked {
+            let tok = self.tokens.get(t2);
+            if !tok.live || tok.generation != generation || tok.count != 0 {
+                continue;
+            }
+            if is_not {
+                if self
+                    .deadline(net, t2)
+                    .is_none_or(|at| at <= self.watermark())
+                {
+                    self.activate(net, t2);
+                }
+            } else {
+                self.deactivate(net, t2);
+            }
+        }
+    }
+
+    /// When the window of a `not ... after s within D` token ends.
+    fn deadline(&self, net: &Network, t2: u32) -> Option<Timestamp> {
+        let tok = self.tokens.get(t2);
+        let node = &net.beta[tok.node as usize];
+        let (s, d) = input(node)?.time.deadline()?;
+        let sd = &net.beta[node.parent as usize].slot_depth;
+        let f = self.slot_fact(net, tok.parent, sd, s);
+        self.facts.get(f).map(|o| plus(o.time, d))
+    }
+
+    /// An event leaves node `n` because its window there has passed.
+    fn node_expire(&mut self, net: &Network, n: BetaId, f: FactId) {
+        let mut unblocked: SmallVec<[(u32, u32, bool); 8]> = SmallVec::new();
+        self.right_remove(net, n, f, &mut unblocked);
+        let mut mine: SmallVec<[u32; 4]> = SmallVec::new();
+        let mut t = self.facts.get(f).map_or(NONE, |d| d.first_token);
+        while t != NONE {
+            let tok = self.tokens.get(t);
+            if tok.node == n {
+                mine.push(t);
+            }
+            t = tok.next_of_fact;
+        }
+        for t in mine {
+            if self.tokens.get(t).live {
+                self.remove_tree(net, t);
+            }
+        }
+        self.unblock(net, &unblocked);
+    }
+
+    /// Moves the clock to `t`, visiting every instant a timer is due.
+    fn advance_to(&mut self, net: &Network, t: Timestamp) -> Result<usize, SessionError> {
+        if t < self.now {
+            return Err(SessionError::ClockBackwards {
+                now: self.now,
+                to: t,
+            });
+        }
+        let mut fired = self.fire(net)?;
+        while let Some(at) = self.timers.next() {
+            if at > t {
+                break;
+            }
+            self.now = self.now.max(at);
+            self.run_timers(net)?;
+            fired += self.fire(net)?;
+        }
+        self.now = t;
+        fired += self.fire(net)?;
+        Ok(fired)
+    }
+
+    /// Runs every timer due at or before the clock.
+    fn run_timers(&mut self, net: &Network) -> Result<(), SessionError> {
+        while let Some(kind) = self.timers.pop_due(self.now) {
+            self.counters.timers += 1;
+            self.by_time = true;
+            match kind {
+                TimerKind::Expire { fact, horizon } => {
+                    let Some(d) = self.facts.get(fact) else {
+                        continue;
+                    };
+                    let h = net.type_horizons[d.ty.index()][horizon as usize];
+                    if self.within(d.time, h) {
+                        continue; // modified to a later time since
+                    }
+                    self.alpha_memories(net, fact);
+                    let found = std::mem::take(&mut self.alpha_found);
+                    for &m in &found {
+                        for &n in &net.alpha_successors[m as usize] {
+                            let node = &net.beta[n as usize];
+                            if input(node).is_some_and(|i| i.time.horizon == Some(h)) {
+                                self.node_expire(net, n, fact);
+                            }
+                        }
+                    }
+                    self.alpha_found = found;
+                }
+                TimerKind::Drop { fact } => {
+                    let Some(d) = self.facts.get(fact) else {
+                        continue;
+                    };
+                    let retention = net.type_retention[d.ty.index()].unwrap_or(Duration::ZERO);
+                    if self.within(d.time, retention) {
+                        continue;
+                    }
+                    self.withdraw(net, fact);
+                    self.facts.remove(fact);
+                    self.counters.expired_events += 1;
+                }
+                TimerKind::Deadline { token, generation } => {
+                    let tok = self.tokens.get(token);
+                    if tok.live && tok.generation == generation && tok.count == 0 {
+                        self.activate(net, token);
+                    }
+                }
+                TimerKind::Delayed { id } => {
+                    self.by_time = false;
+                    let Some(p) = self.pending.take(id) else {
+                        continue;
+                    };
+                    if let Some((t, g)) = p.watch {
+                        let tok = self.tokens.get(t);
+                        if !tok.live || tok.generation != g {
+                            continue;
+                        }
+                    }
+                    self.run_delayed(net, p)?;
+                }
+            }
+        }
+        self.by_time = false;
+        Ok(())
+    }
+
+    /// Runs a delayed action at its due time.
+    fn run_delayed(&mut self, net: &Network, p: Pending) -> Result<(), SessionError> {
+        let rule = p.rule as usize;
+        let fail = |error| SessionError::Action {
+            rule: net.rules.rules()[rule].name.to_string(),
+            error,
+        };
+        match &net.delayed[p.action as usize] {
+            CAction::Emit { emit, branches, .. } => {
+                let i = self.decisions.push(
+                    crate::ir::RuleId::new(p.rule),
+                    *emit,
+                    p.values.iter().cloned(),
+                    &p.slots,
+                    self.now,
+                );
+                if !branches.is_empty() {
+                    let label = self.host.choose(self.decisions.get(net, i));
+                    if let Some(label) = label {
+                        self.decisions.set_branch(i, label.clone());
+                        if let Some((_, acts)) = branches.iter().find(|(l, _)| *l == label) {
+                            self.firing = Some(rule);
+                            let r = self.run_actions(net, rule, acts, &p.slots, None);
+                            self.firing = None;
+                            r.map_err(fail)?;
+                        }
+                    }
+                }
+            }
+            CAction::Insert { ty, fields } => {
+                let n = net.rules.schema().get(*ty).fields().len();
+                let mut values = vec![Value::Null; n];
+                for ((f, _), v) in fields.iter().zip(p.values.iter()) {
+                    values[f.index()] = v.clone();
+                }
+                let values = validate(&net.rules, *ty, values).map_err(fail)?;
+                let time = self.event_time(net, *ty, &values).map_err(fail)?;
+                self.insert_valid(net, *ty, values, time);
+            }
+            CAction::Modify { slot, fields } => {
+                let id = p.slots.get(slot.index()).copied().unwrap_or(FactId::NONE);
+                if self.facts.get(id).is_some() {
+                    let changes: SmallVec<[(FieldId, Value); 4]> = fields
+                        .iter()
+                        .zip(p.values.iter())
+                        .map(|((f, _), v)| (*f, v.clone()))
+                        .collect();
+                    self.modify(net, id, &changes).map_err(fail)?;
+                }
+            }
+            CAction::Retract { slot } => {
+                let id = p.slots.get(slot.index()).copied().unwrap_or(FactId::NONE);
+                if self.facts.get(id).is_some() {
+                    self.retract(net, id).map_err(fail)?;
+                }
+            }
+            a @ CAction::Delayed { .. } => {
+                self.firing = Some(rule);
+                let r = self.run_actions(net, rule, std::slice::from_ref(a), &p.slots, None);
+                self.firing = None;
+                r.map_err(fail)?;
+            }
+        }
+        Ok(())
     }
 
     fn retract(&mut self, net: &Network, id: FactId) -> Result<(), FactError> {
@@ -996,11 +1501,26 @@ impl<H: Host> State<H> {
             }
         }
         let values = validate(&net.rules, ty, values)?;
+        let time = match net.rules.schema().get(ty).time() {
+            Some(f)
+                if values.get(f.index())
+                    != self.facts.get(id).and_then(|d| d.values.get(f.index())) =>
+            {
+                Some(self.event_time(net, ty, &values)?)
+            }
+            _ => None,
+        };
         self.withdraw(net, id);
         self.seq += 1;
         if let Some(d) = self.facts.get_mut(id) {
             d.values = values;
             d.seq = self.seq;
+            if let Some(t) = time {
+                d.time = t;
+            }
+        }
+        if time.is_some() {
+            self.schedule_expiry(net, id);
         }
         self.assert_fact(net, id);
         Ok(())
@@ -1009,7 +1529,7 @@ impl<H: Host> State<H> {
     fn fire(&mut self, net: &Network) -> Result<usize, SessionError> {
         let mut fired = 0;
         while let Some(a) = self.agenda.pop() {
-            let (stale, trigger) = self.check_activation(&a);
+            let (stale, trigger) = self.check_activation(net, &a);
             if stale {
                 continue;
             }
@@ -1035,7 +1555,8 @@ impl<H: Host> State<H> {
                 self.slots_of(net, a.token)
             };
             self.firing = Some(rule);
-            let result = self.run_actions(net, rule, &net.actions[rule], &slots);
+            let watch = (a.token != NONE).then_some((a.token, a.generation));
+            let result = self.run_actions(net, rule, &net.actions[rule], &slots, watch);
             self.firing = None;
             if let Err(error) = result {
                 return Err(SessionError::Action {
@@ -1048,9 +1569,11 @@ impl<H: Host> State<H> {
     }
 
     /// Whether a popped activation is stale, and its trigger fact.
-    fn check_activation(&self, a: &Activation) -> (bool, FactId) {
+    fn check_activation(&self, net: &Network, a: &Activation) -> (bool, FactId) {
         if a.token == NONE {
-            let live = self.facts.get(a.fact).is_some_and(|d| d.seq == a.fact_seq);
+            let live = self.facts.get(a.fact).is_some_and(|d| {
+                d.seq == a.fact_seq && self.first_pattern_valid(net, a.rule() as usize, d)
+            });
             return (!live, a.fact);
         }
         let tok = self.tokens.get(a.token);
@@ -1066,6 +1589,7 @@ impl<H: Host> State<H> {
         rule: usize,
         actions: &[CAction],
         slots: &[FactId],
+        watch: Option<(u32, u32)>,
     ) -> Result<(), FactError> {
         for a in actions {
             match a {
@@ -1082,7 +1606,8 @@ impl<H: Host> State<H> {
                         values[f.index()] = eval(e, &env);
                     }
                     let values = validate(&net.rules, *ty, values)?;
-                    self.insert_valid(net, *ty, values);
+                    let time = self.event_time(net, *ty, &values)?;
+                    self.insert_valid(net, *ty, values, time);
                 }
                 CAction::Modify { slot, fields } => {
                     let id = slots.get(slot.index()).copied().unwrap_or(FactId::NONE);
@@ -1118,6 +1643,7 @@ impl<H: Host> State<H> {
                         *emit,
                         values,
                         slots,
+                        self.now,
                     );
                     if branches.is_empty() {
                         continue;
@@ -1126,9 +1652,38 @@ impl<H: Host> State<H> {
                     if let Some(label) = label {
                         self.decisions.set_branch(i, label.clone());
                         if let Some((_, acts)) = branches.iter().find(|(l, _)| *l == label) {
-                            self.run_actions(net, rule, acts, slots)?;
+                            self.run_actions(net, rule, acts, slots, watch)?;
                         }
                     }
+                }
+                CAction::Delayed {
+                    after,
+                    recheck,
+                    action,
+                } => {
+                    let env = FiringEnv {
+                        facts: &self.facts,
+                        host: &self.host,
+                        now: self.now,
+                        slots,
+                    };
+                    let values: Box<[Value]> = match &net.delayed[*action as usize] {
+                        CAction::Emit { args, .. } => args.iter().map(|e| eval(e, &env)).collect(),
+                        CAction::Insert { fields, .. } | CAction::Modify { fields, .. } => {
+                            fields.iter().map(|(_, e)| eval(e, &env)).collect()
+                        }
+                        _ => Box::new([]),
+                    };
+                    let due = plus(self.now, *after);
+                    let id = self.pending.add(Pending {
+                        due,
+                        rule: rule as u32,
+                        action: *action,
+                        values,
+                        slots: SmallVec::from_slice(slots),
+                        watch: if *recheck { watch } else { None },
+                    });
+                    self.timers.push(due, TimerKind::Delayed { id });
                 }
             }
         }
