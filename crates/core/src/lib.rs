@@ -32,6 +32,7 @@ pub use action::{
 pub use decision::Decision;
 pub use schema::{FactKind, FactType, FieldDef, FieldId, Schema, SchemaError, TypeId};
 pub use time::{
-    civil_time, is_known_zone, Civil, Duration, DurationError, Timestamp, TimestampError,
+    civil_time, is_known_zone, next_civil_boundary, Civil, CivilUnit, Duration, DurationError,
+    Timestamp, TimestampError,
 };
 pub use value::{write_quoted, Value, ValueType};

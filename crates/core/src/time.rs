@@ -266,6 +266,48 @@ pub fn civil_time(ts: Timestamp, zone: &str) -> Option<Civil> {
     })
 }
 
+/// A calendar unit, for [`next_civil_boundary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CivilUnit {
+    /// The start of the next hour.
+    Hour,
+    /// The next midnight.
+    Day,
+}
+
+/// The first instant after `ts` at which, in the IANA zone `zone`, a new
+/// hour or day begins; `None` if the zone is unknown or the instant out of
+/// range. Daylight-saving changes are honoured.
+///
+/// ```
+/// use nudge_core::{next_civil_boundary, CivilUnit, Timestamp};
+/// let t: Timestamp = "2026-11-22T20:30:00Z".parse()?;
+/// let midnight = next_civil_boundary(t, "Asia/Shanghai", CivilUnit::Day).unwrap();
+/// assert_eq!(midnight.to_string(), "2026-11-23T16:00:00Z");
+/// let t: Timestamp = "2026-11-22T20:10:00Z".parse()?;
+/// let hour = next_civil_boundary(t, "Asia/Kolkata", CivilUnit::Hour).unwrap();
+/// assert_eq!(hour.to_string(), "2026-11-22T20:30:00Z", "Kolkata is 5h30 ahead");
+/// Ok::<(), nudge_core::TimestampError>(())
+/// ```
+pub fn next_civil_boundary(ts: Timestamp, zone: &str, unit: CivilUnit) -> Option<Timestamp> {
+    use jiff::ToSpan;
+    let tz = jiff::tz::TimeZone::get(zone).ok()?;
+    let zoned = jiff::Timestamp::from_millisecond(ts.0).ok()?.to_zoned(tz);
+    let next = match unit {
+        CivilUnit::Day => zoned.tomorrow().ok()?.start_of_day().ok()?,
+        CivilUnit::Hour => zoned
+            .with()
+            .minute(0)
+            .second(0)
+            .subsec_nanosecond(0)
+            .build()
+            .ok()?
+            .checked_add(1.hour())
+            .ok()?,
+    };
+    Some(Timestamp(next.timestamp().as_millisecond()))
+}
+
 /// Whether `zone` names a time zone in the IANA database.
 pub fn is_known_zone(zone: &str) -> bool {
     jiff::tz::TimeZone::get(zone).is_ok()

@@ -5,7 +5,7 @@
 //! at run time, so the three cannot disagree.
 
 use super::expr::{ArithOp, Builtin, CmpOp, Expr, FunctionId, SetId, Slot};
-use nudge_core::{civil_time, Duration, FieldId, Timestamp, Value};
+use nudge_core::{civil_time, next_civil_boundary, CivilUnit, Duration, FieldId, Timestamp, Value};
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -221,6 +221,66 @@ fn float_arith(op: ArithOp, x: f64, y: f64) -> Value {
     } else {
         Value::Null
     }
+}
+
+/// The next instant at which `expr` may change value with the clock alone,
+/// or `None` if it does not read the clock: the next local midnight for
+/// `is_anniversary(ts, zone)` and `day_of_week(now(), zone)`, the next local
+/// hour for `hour_of_day(now(), zone)`, and the next whole minute for any
+/// other use of `now()`.
+pub fn clock_changes(expr: &Expr, env: &impl Env) -> Option<Timestamp> {
+    let now = env.now();
+    let mut next: Option<Timestamp> = None;
+    let mut earliest = |t: Option<Timestamp>| {
+        if let Some(t) = t {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+    };
+    let (mut nows, mut calendar_nows) = (0usize, 0usize);
+    let zone_of = |z: &Expr| match eval(z, env) {
+        Value::Str(s) => Some(s),
+        _ => None,
+    };
+    expr.visit(&mut |e| {
+        let Expr::Call(b, args) = e else { return };
+        match (b, &args[..]) {
+            (Builtin::Now, []) => nows += 1,
+            (Builtin::IsAnniversary, [_, z]) => {
+                earliest(zone_of(z).and_then(|z| next_civil_boundary(now, &z, CivilUnit::Day)))
+            }
+            (Builtin::DayOfWeek | Builtin::HourOfDay, [Expr::Call(Builtin::Now, a), z])
+                if a.is_empty() =>
+            {
+                calendar_nows += 1;
+                let unit = if *b == Builtin::DayOfWeek {
+                    CivilUnit::Day
+                } else {
+                    CivilUnit::Hour
+                };
+                earliest(zone_of(z).and_then(|z| next_civil_boundary(now, &z, unit)));
+            }
+            _ => {}
+        }
+    });
+    if nows > calendar_nows {
+        let ms = now.as_millis();
+        earliest(Some(Timestamp::from_millis(
+            ms.saturating_sub(ms.rem_euclid(60_000))
+                .saturating_add(60_000),
+        )));
+    }
+    next
+}
+
+/// Whether `expr` reads the clock.
+pub fn reads_clock(expr: &Expr) -> bool {
+    let mut found = false;
+    expr.visit(&mut |e| {
+        if let Expr::Call(b, _) = e {
+            found |= b.reads_clock();
+        }
+    });
+    found
 }
 
 fn call_builtin(b: Builtin, args: &[Value], env: &impl Env) -> Value {

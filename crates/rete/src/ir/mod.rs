@@ -48,7 +48,7 @@ mod expr;
 mod normalize;
 mod validate;
 
-pub use eval::{compare, eval, test, ConstEnv, Env, FactEnv};
+pub use eval::{clock_changes, compare, eval, reads_clock, test, ConstEnv, Env, FactEnv};
 pub use expr::{arith_type, cmp_fits, ArithOp, Builtin, CmpOp, Expr, FunctionId, SetId, Slot};
 pub(crate) use validate::own_type;
 pub use validate::IrError;

@@ -4,7 +4,7 @@
 use super::{
     AggSpec, AlphaNet, BetaId, BetaKind, BetaNode, CAction, EmitInfo, Input, Network, TimeSpec,
 };
-use crate::ir::{Action, Arg, Condition, Expr, Pattern, Rule, RuleId, RuleSet};
+use crate::ir::{reads_clock, Action, Arg, Condition, Expr, Pattern, Rule, RuleId, RuleSet};
 use nudge_core::{Duration, FactKind, Value, ValueType};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
@@ -124,10 +124,25 @@ pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
         .iter()
         .map(|r| r.actions.iter().map(|a| lowered.action(a)).collect())
         .collect();
-    let rule_delays: Vec<bool> = rules
+    let clock_nodes: Vec<bool> = b
+        .beta
+        .iter()
+        .map(|n| match &n.kind {
+            BetaKind::Join(i) => i.filters.iter().any(reads_clock),
+            BetaKind::Test(e) => reads_clock(e),
+            _ => false,
+        })
+        .collect();
+    let rule_tokens: Vec<bool> = rules
         .rules()
         .iter()
-        .map(|r| r.actions.iter().any(has_delay))
+        .map(|r| {
+            let clock = match r.conditions.first() {
+                Some(Condition::Pattern(p)) => p.filters.iter().any(reads_clock),
+                _ => false,
+            };
+            clock || r.actions.iter().any(has_delay)
+        })
         .collect();
     // A rule made of one pattern is activated straight from the fact when
     // no delayed action needs a token to watch.
@@ -136,7 +151,7 @@ pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
         .iter()
         .enumerate()
         .map(|(i, r)| match r.conditions.as_slice() {
-            [Condition::Pattern(p)] if !rule_delays[i] => {
+            [Condition::Pattern(p)] if !rule_tokens[i] => {
                 time_spec(&rules, p, rule_horizon(r)).horizon
             }
             _ => None,
@@ -188,7 +203,8 @@ pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
         rule_group,
         groups,
         delayed: lowered.delayed,
-        rule_delays,
+        rule_tokens,
+        clock_nodes,
         rule_first_horizon,
         type_horizons,
         type_retention,

@@ -192,9 +192,12 @@ pub struct Network {
     pub(crate) groups: usize,
     /// Actions scheduled by `after D`, by number.
     pub(crate) delayed: Vec<CAction>,
-    /// For each rule, whether it has delayed actions (its matches then
-    /// always get tokens, which the delayed actions watch).
-    pub(crate) rule_delays: Vec<bool>,
+    /// For each rule, whether its matches always get tokens: delayed
+    /// actions watch them, and clock rechecks find them.
+    pub(crate) rule_tokens: Vec<bool>,
+    /// For each beta node, whether its tests read the clock, so that they
+    /// are checked again when the clock can change their answer.
+    pub(crate) clock_nodes: Vec<bool>,
     /// For each rule whose first pattern activates it without tokens, that
     /// pattern's horizon.
     pub(crate) rule_first_horizon: Vec<Option<Duration>>,

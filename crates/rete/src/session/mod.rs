@@ -15,7 +15,7 @@ pub use facts::{FactError, FactId};
 pub use snapshot::{SnapshotError, SNAPSHOT_VERSION};
 pub use time::{Clock, LatePolicy};
 
-use crate::ir::{eval, test, Env, FunctionId, SetId, Slot};
+use crate::ir::{clock_changes, eval, test, Env, FunctionId, SetId, Slot};
 use crate::network::{input, BetaId, BetaKind, BetaNode, CAction, Input, Network};
 use agenda::{Activation, Agenda};
 use aggregate::{AggMem, BINDING_TYPE};
@@ -490,7 +490,7 @@ impl<H: Host> Session<H> {
                     }
                     for &c in &node.children {
                         if let BetaKind::Terminal(rule) = net.beta[c as usize].kind {
-                            if !net.rule_delays[rule.index()]
+                            if !net.rule_tokens[rule.index()]
                                 && state.first_pattern_valid(net, rule.index(), d)
                             {
                                 out.push((rule, vec![id]));
@@ -890,7 +890,11 @@ impl<H: Host> State<H> {
         match node.kind {
             BetaKind::Join(_) => {
                 for t in lefts {
-                    if self.tokens.get(t).live && self.matches(net, node, input, t, f) {
+                    if !self.tokens.get(t).live {
+                        continue;
+                    }
+                    self.schedule_recheck(net, n, t, f);
+                    if self.matches(net, node, input, t, f) {
                         let child = self.join_token(n, t, f);
                         self.activate(net, child);
                     }
@@ -925,6 +929,7 @@ impl<H: Host> State<H> {
     fn root_join(&mut self, net: &Network, n: BetaId, f: FactId) {
         let node = &net.beta[n as usize];
         let Some(input) = input(node) else { return };
+        self.schedule_recheck(net, n, ROOT, f);
         if !input.filters.is_empty() && !self.matches(net, node, input, ROOT, f) {
             return;
         }
@@ -934,7 +939,7 @@ impl<H: Host> State<H> {
         let mut token = None;
         for &c in &node.children {
             match net.beta[c as usize].kind {
-                BetaKind::Terminal(rule) if !net.rule_delays[rule.index()] => {
+                BetaKind::Terminal(rule) if !net.rule_tokens[rule.index()] => {
                     self.push_activation(net, rule, NONE, 0, seq, f, seq);
                 }
                 _ => {
@@ -1022,7 +1027,11 @@ impl<H: Host> State<H> {
                         None => return,
                     };
                     for f in rights {
-                        if self.tokens.get(t).live && self.matches(net, child, input, t, f) {
+                        if !self.tokens.get(t).live {
+                            continue;
+                        }
+                        self.schedule_recheck(net, c, t, f);
+                        if self.matches(net, child, input, t, f) {
                             let j = self.join_token(c, t, f);
                             self.activate(net, j);
                         }
@@ -1072,6 +1081,7 @@ impl<H: Host> State<H> {
                 }
                 BetaKind::Aggregate(..) => self.agg_left_activate(net, c, t),
                 BetaKind::Test(e) => {
+                    self.schedule_recheck(net, c, t, FactId::NONE);
                     let pass = {
                         let env = MatchEnv {
                             state: &*self,
@@ -1338,6 +1348,110 @@ impl<H: Host> State<H> {
         Ok(fired)
     }
 
+    /// When node `n`'s tests read the clock, a timer for when they may next
+    /// change their answer for token `t` (and fact `f`, at a join).
+    fn schedule_recheck(&mut self, net: &Network, n: BetaId, t: u32, f: FactId) {
+        if !net.clock_nodes[n as usize] {
+            return;
+        }
+        let node = &net.beta[n as usize];
+        let at = {
+            let (exprs, own): (&[crate::ir::Expr], _) = match &node.kind {
+                BetaKind::Join(i) => (&i.filters, self.facts.get(f).map(|d| &d.values[..])),
+                BetaKind::Test(e) => (std::slice::from_ref(e), None),
+                _ => return,
+            };
+            let slot_depth = match node.kind {
+                BetaKind::Test(_) => &node.slot_depth,
+                _ => &net.beta[node.parent as usize].slot_depth,
+            };
+            let env = MatchEnv {
+                state: self,
+                net,
+                token: t,
+                slot_depth,
+                own,
+            };
+            exprs.iter().filter_map(|e| clock_changes(e, &env)).min()
+        };
+        if let Some(at) = at {
+            let generation = self.tokens.get(t).generation;
+            let seq = self.facts.get(f).map_or(0, |d| d.seq);
+            self.timers.push(
+                at,
+                TimerKind::Recheck {
+                    node: n,
+                    token: t,
+                    generation,
+                    fact: f,
+                    seq,
+                },
+            );
+        }
+    }
+
+    /// A clock recheck: the tests of node `n` for token `t` (and fact `f`)
+    /// are run again, and the match is made or ended to agree.
+    fn recheck(&mut self, net: &Network, n: BetaId, t: u32, f: FactId) {
+        let node = &net.beta[n as usize];
+        let pass = match &node.kind {
+            BetaKind::Join(i) => {
+                let present = match self.facts.get(f) {
+                    None => false,
+                    Some(d) if node.parent == 0 => {
+                        i.time.horizon.is_none_or(|h| self.within(d.time, h))
+                    }
+                    Some(d) => {
+                        let key = self.right_key(i, &d.values);
+                        self.mems[n as usize]
+                            .right
+                            .get(&key)
+                            .is_some_and(|v| v.contains(&f))
+                    }
+                };
+                present && self.matches(net, node, i, t, f)
+            }
+            BetaKind::Test(e) => {
+                let env = MatchEnv {
+                    state: &*self,
+                    net,
+                    token: t,
+                    slot_depth: &node.slot_depth,
+                    own: None,
+                };
+                test(e, &env)
+            }
+            _ => return,
+        };
+        let mut child = NONE;
+        let mut c = self.tokens.get(t).first_child;
+        while c != NONE {
+            let tok = self.tokens.get(c);
+            if tok.node == n && tok.fact == f {
+                child = c;
+                break;
+            }
+            c = tok.next_sibling;
+        }
+        match (pass, child == NONE) {
+            (true, true) => {
+                let made = if f == FactId::NONE {
+                    let (recency, trigger) = {
+                        let p = self.tokens.get(t);
+                        (p.recency, p.trigger)
+                    };
+                    self.tokens.add(n, t, FactId::NONE, recency, trigger)
+                } else {
+                    self.join_token(n, t, f)
+                };
+                self.activate(net, made);
+            }
+            (false, false) => self.remove_tree(net, child),
+            _ => {}
+        }
+        self.schedule_recheck(net, n, t, f);
+    }
+
     /// Runs every timer due at or before the clock.
     fn run_timers(&mut self, net: &Network) -> Result<(), SessionError> {
         while let Some(kind) = self.timers.pop_due(self.now) {
@@ -1375,6 +1489,19 @@ impl<H: Host> State<H> {
                     self.withdraw(net, fact);
                     self.facts.remove(fact);
                     self.counters.expired_events += 1;
+                }
+                TimerKind::Recheck {
+                    node,
+                    token,
+                    generation,
+                    fact,
+                    seq,
+                } => {
+                    let tok = self.tokens.get(token);
+                    let same = self.facts.get(fact).map_or(0, |d| d.seq) == seq;
+                    if tok.live && tok.generation == generation && same {
+                        self.recheck(net, node, token, fact);
+                    }
                 }
                 TimerKind::Deadline { token, generation } => {
                     let tok = self.tokens.get(token);

@@ -56,26 +56,121 @@ pub enum SnapshotError {
     Corrupt(String),
 }
 
+/// A value as a snapshot stores it: tagged by position, which compact
+/// binary formats need (a [`Value`]'s own serde form is for JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Stored {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Timestamp(i64),
+    Duration(i64),
+    List(Vec<String>),
+}
+
+impl From<&Value> for Stored {
+    fn from(v: &Value) -> Self {
+        match v {
+            Value::Null => Stored::Null,
+            Value::Bool(b) => Stored::Bool(*b),
+            Value::Int(i) => Stored::Int(*i),
+            Value::Float(f) => Stored::Float(*f),
+            Value::Str(s) => Stored::Str(s.to_string()),
+            Value::Timestamp(t) => Stored::Timestamp(t.as_millis()),
+            Value::Duration(d) => Stored::Duration(d.as_millis()),
+            Value::List(l) => Stored::List(l.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+}
+
+impl From<Stored> for Value {
+    fn from(v: Stored) -> Self {
+        match v {
+            Stored::Null => Value::Null,
+            Stored::Bool(b) => Value::Bool(b),
+            Stored::Int(i) => Value::Int(i),
+            Stored::Float(f) => Value::Float(f),
+            Stored::Str(s) => Value::Str(s.into()),
+            Stored::Timestamp(t) => Value::Timestamp(Timestamp::from_millis(t)),
+            Stored::Duration(d) => Value::Duration(nudge_core::Duration::from_millis(d)),
+            Stored::List(l) => Value::List(l.into_iter().map(Into::into).collect()),
+        }
+    }
+}
+
+fn stored(values: &[Value]) -> Vec<Stored> {
+    values.iter().map(Stored::from).collect()
+}
+
+fn loaded(values: Vec<Stored>) -> Vec<Value> {
+    values.into_iter().map(Value::from).collect()
+}
+
+/// A fact of working memory, as stored.
+#[derive(Serialize, Deserialize)]
+struct StoredFact {
+    ty: u32,
+    values: Vec<Stored>,
+    seq: u64,
+    order: u64,
+    time: i64,
+}
+
 /// A binding of a match, as a snapshot names it: a fact by id, an aggregate
 /// binding by its values (bindings get new ids when rebuilt).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Bound {
     Fact(FactId),
     Binding(Vec<Value>),
 }
 
+#[derive(Serialize, Deserialize)]
+enum StoredBound {
+    Fact(FactId),
+    Binding(Vec<Stored>),
+}
+
+impl From<&Bound> for StoredBound {
+    fn from(b: &Bound) -> Self {
+        match b {
+            Bound::Fact(f) => StoredBound::Fact(*f),
+            Bound::Binding(v) => StoredBound::Binding(stored(v)),
+        }
+    }
+}
+
+impl From<StoredBound> for Bound {
+    fn from(b: StoredBound) -> Self {
+        match b {
+            StoredBound::Fact(f) => Bound::Fact(f),
+            StoredBound::Binding(v) => Bound::Binding(loaded(v)),
+        }
+    }
+}
+
 /// A match: its rule and bindings.
 type MatchKey = (u32, Vec<Bound>);
+type StoredMatch = (u32, Vec<StoredBound>);
+
+fn store_match((rule, b): &MatchKey) -> StoredMatch {
+    (*rule, b.iter().map(StoredBound::from).collect())
+}
+
+fn load_match((rule, b): StoredMatch) -> MatchKey {
+    (rule, b.into_iter().map(Bound::from).collect())
+}
 
 #[derive(Serialize, Deserialize)]
 struct PendingData {
     due: Timestamp,
     rule: u32,
     action: u32,
-    values: Vec<Value>,
-    slots: Vec<Bound>,
+    values: Vec<Stored>,
+    slots: Vec<StoredBound>,
     /// The match whose end by a change of facts cancels the action.
-    watch: Option<MatchKey>,
+    watch: Option<StoredMatch>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -84,10 +179,10 @@ struct Body {
     config: SessionConfig,
     now: Timestamp,
     seq: u64,
-    facts: Vec<(u32, Option<FactData>)>,
+    facts: Vec<(u32, Option<StoredFact>)>,
     free: Vec<u32>,
     /// Activations waiting, in firing order.
-    agenda: Vec<MatchKey>,
+    agenda: Vec<StoredMatch>,
     pending: Vec<PendingData>,
     group_fired: Vec<(u32, FactId)>,
     decision_seq: u64,
@@ -148,7 +243,7 @@ impl<H: Host> Session<H> {
         waiting.sort_by(|a, b| b.cmp(a));
         let agenda = waiting
             .iter()
-            .map(|a| st.match_key(net, a.rule(), a.token, a.fact))
+            .map(|a| store_match(&st.match_key(net, a.rule(), a.token, a.fact)))
             .collect();
         let pending = st
             .pending
@@ -159,14 +254,27 @@ impl<H: Host> Session<H> {
                 due: p.due,
                 rule: p.rule,
                 action: p.action,
-                values: p.values.to_vec(),
-                slots: p.slots.iter().map(|&f| st.bound(f)).collect(),
+                values: stored(&p.values),
+                slots: p.slots.iter().map(|&f| (&st.bound(f)).into()).collect(),
                 watch: p
                     .watch
-                    .map(|(t, _)| st.match_key(net, p.rule, t, FactId::NONE)),
+                    .map(|(t, _)| store_match(&st.match_key(net, p.rule, t, FactId::NONE))),
             })
             .collect();
         let (facts, free) = st.facts.export();
+        let facts = facts
+            .into_iter()
+            .map(|(generation, d)| {
+                let d = d.map(|d| StoredFact {
+                    ty: d.ty.index() as u32,
+                    values: stored(&d.values),
+                    seq: d.seq,
+                    order: d.order,
+                    time: d.time.as_millis(),
+                });
+                (generation, d)
+            })
+            .collect();
         let c = st.counters;
         let body = Body {
             fingerprint: net.fingerprint,
@@ -223,11 +331,18 @@ impl<H: Host> Session<H> {
         let mut facts = Vec::with_capacity(body.facts.len());
         for (generation, data) in body.facts {
             let data = match data {
-                Some(mut d) => {
-                    d.values = validate(&net.rules, d.ty, d.values.into_vec())
+                Some(d) => {
+                    let ty = nudge_core::TypeId::new(d.ty);
+                    let values = validate(&net.rules, ty, loaded(d.values))
                         .map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
-                    d.first_token = NONE;
-                    Some(d)
+                    Some(FactData {
+                        ty,
+                        values,
+                        seq: d.seq,
+                        order: d.order,
+                        time: Timestamp::from_millis(d.time),
+                        first_token: NONE,
+                    })
                 }
                 None => None,
             };
@@ -263,6 +378,7 @@ impl<H: Host> Session<H> {
         }
         let rules = net.rules.rules();
         for key in body.agenda {
+            let key = load_match(key);
             let rule = key.0 as usize;
             if rule >= rules.len() {
                 return Err(SnapshotError::Corrupt("unknown rule".into()));
@@ -301,20 +417,21 @@ impl<H: Host> Session<H> {
             }
             let watch = p
                 .watch
+                .map(load_match)
                 .and_then(|k| terminals.get(&k).map(|&t| (t, st.tokens.get(t).generation)));
             let slots: SmallVec<[FactId; 4]> = p
                 .slots
                 .into_iter()
                 .map(|b| match b {
-                    Bound::Fact(f) => f,
-                    Bound::Binding(_) => FactId::NONE,
+                    StoredBound::Fact(f) => f,
+                    StoredBound::Binding(_) => FactId::NONE,
                 })
                 .collect();
             let id = st.pending.add(Pending {
                 due: p.due,
                 rule: p.rule,
                 action: p.action,
-                values: p.values.into_boxed_slice(),
+                values: loaded(p.values).into_boxed_slice(),
                 slots,
                 watch,
             });

@@ -42,6 +42,17 @@ pub(crate) enum TimerKind {
     Delayed { id: u32 },
     /// An event leaves working memory.
     Drop { fact: FactId },
+    /// A test that reads the clock may have changed its answer for this
+    /// token (and fact, at a join).
+    Recheck {
+        node: u32,
+        token: u32,
+        generation: u32,
+        fact: FactId,
+        /// The fact's insertion order when scheduled: a modified fact has
+        /// a chain of its own.
+        seq: u64,
+    },
 }
 
 /// Timers by due instant (on the session clock), then by scheduling order.
