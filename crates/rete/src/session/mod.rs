@@ -26,7 +26,7 @@ use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use smallvec::SmallVec;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use time::{Pending, PendingActions, TimerKind, Timers};
+use time::{ExpiryQueues, Pending, PendingActions, TimerKind, Timers};
 use tokens::{Tokens, NONE};
 
 /// What a session asks of its host while matching and firing.
@@ -152,6 +152,7 @@ struct State<H> {
     /// Firings per rule, by rule index.
     rule_firings: Vec<u64>,
     timers: Timers,
+    expiry: ExpiryQueues,
     pending: PendingActions,
     /// Set while timers run: matches that end then end by time alone.
     by_time: bool,
@@ -244,6 +245,7 @@ impl<H: Host> Session<H> {
             counters: Counters::default(),
             rule_firings: vec![0; net.rules.rules().len()],
             timers: Timers::default(),
+            expiry: ExpiryQueues::new(&net.type_horizons),
             pending: PendingActions::default(),
             by_time: false,
         };
@@ -290,7 +292,7 @@ impl<H: Host> Session<H> {
     /// The instant of the next timer (a window closing, an absence decided,
     /// a delayed action due, an event expiring), if any.
     pub fn next_timer(&self) -> Option<Timestamp> {
-        self.state.timers.next()
+        self.state.next_timer(&self.net)
     }
 
     /// Moves the clock to `t`: fires what is pending, then, in order, every
@@ -412,7 +414,10 @@ impl<H: Host> Session<H> {
 
     /// Number of timers waiting, and of delayed actions among them.
     pub fn timer_count(&self) -> (usize, usize) {
-        (self.state.timers.len(), self.state.pending.len())
+        (
+            self.state.timers.len() + self.state.expiry.len(),
+            self.state.pending.len(),
+        )
     }
 
     /// Number of live partial matches (tokens), for memory accounting.
@@ -545,6 +550,10 @@ fn system_now() -> Timestamp {
 
 fn plus(t: Timestamp, d: Duration) -> Timestamp {
     Timestamp::from_millis(t.as_millis().saturating_add(d.as_millis()))
+}
+
+fn plus_d(a: Duration, b: Duration) -> Duration {
+    Duration::from_millis(a.as_millis().saturating_add(b.as_millis()))
 }
 
 fn hash_key<'a>(values: impl Iterator<Item = &'a Value>) -> u64 {
@@ -797,26 +806,14 @@ impl<H: Host> State<H> {
         id
     }
 
-    /// Timers for an event: one per horizon of its type, when it leaves
-    /// the inputs of that horizon, and one when it leaves working memory.
+    /// Queues an event for expiry: it leaves the inputs of each horizon of
+    /// its type, then working memory, as the watermark passes.
     fn schedule_expiry(&mut self, net: &Network, id: FactId) {
         let Some(d) = self.facts.get(id) else { return };
-        let (ty, time) = (d.ty, d.time);
-        let Some(retention) = net.type_retention.get(ty.index()).copied().flatten() else {
-            return;
-        };
-        for (i, h) in net.type_horizons[ty.index()].iter().enumerate() {
-            let at = self.when_watermark(plus(plus(time, *h), Duration::from_millis(1)));
-            self.timers.push(
-                at,
-                TimerKind::Expire {
-                    fact: id,
-                    horizon: i as u8,
-                },
-            );
+        if net.type_retention[d.ty.index()].is_some() {
+            let (ty, time) = (d.ty.index(), d.time);
+            self.expiry.push(ty, time, id);
         }
-        let at = self.when_watermark(plus(plus(time, retention), Duration::from_millis(1)));
-        self.timers.push(at, TimerKind::Drop { fact: id });
     }
 
     /// Whether an event is still within `horizon` of the watermark.
@@ -880,9 +877,7 @@ impl<H: Host> State<H> {
             None => return,
         };
         let mem = &mut self.mems[n as usize];
-        if node.parent != 0 {
-            mem.right.entry(key).or_default().push(f);
-        }
+        mem.right.entry(key).or_default().push(f);
         let lefts: SmallVec<[u32; 8]> = match mem.left.get(&key) {
             Some(v) => v.iter().copied().collect(),
             None => return,
@@ -1128,7 +1123,7 @@ impl<H: Host> State<H> {
         let node = &net.beta[self.tokens.get(t).node as usize];
         for &c in &node.children {
             let child = &net.beta[c as usize];
-            if let BetaKind::Join(input) = &child.kind {
+            if let BetaKind::Join(input) | BetaKind::Aggregate(input, _) = &child.kind {
                 let key = self.left_key(net, child, input, t);
                 remove_from(&mut self.mems[c as usize].left, key, t);
             }
@@ -1244,15 +1239,20 @@ impl<H: Host> State<H> {
             Some(d) => self.right_key(input, &d.values),
             None => return,
         };
-        if node.parent != 0 {
-            if let Some(v) = self.mems[n as usize].right.get_mut(&key) {
-                if let Some(i) = v.iter().position(|&x| x == id) {
-                    v.swap_remove(i);
-                }
-                if v.is_empty() {
-                    self.mems[n as usize].right.remove(&key);
-                }
+        // Only a fact the memory holds counts against `not` and `exists`
+        // tokens: an event that already left this node's window does not.
+        let mut present = false;
+        if let Some(v) = self.mems[n as usize].right.get_mut(&key) {
+            if let Some(i) = v.iter().position(|&x| x == id) {
+                v.swap_remove(i);
+                present = true;
             }
+            if v.is_empty() {
+                self.mems[n as usize].right.remove(&key);
+            }
+        }
+        if !present {
+            return;
         }
         if let BetaKind::Not(_) | BetaKind::Exists(_) = node.kind {
             let is_not = matches!(node.kind, BetaKind::Not(_));
@@ -1335,9 +1335,20 @@ impl<H: Host> State<H> {
             });
         }
         let mut fired = self.fire(net)?;
-        while let Some(at) = self.timers.next() {
+        // Rounds at one instant: timers that keep scheduling timers for the
+        // same instant (delays of zero) are stopped like runaway rules.
+        let mut rounds = 0;
+        while let Some(at) = self.next_timer(net) {
             if at > t {
                 break;
+            }
+            if at <= self.now {
+                rounds += 1;
+                if rounds > self.config.max_firings {
+                    return Err(SessionError::RunLimit { fired });
+                }
+            } else {
+                rounds = 0;
             }
             self.now = self.now.max(at);
             self.run_timers(net)?;
@@ -1350,10 +1361,15 @@ impl<H: Host> State<H> {
 
     /// When node `n`'s tests read the clock, a timer for when they may next
     /// change their answer for token `t` (and fact `f`, at a join).
+    #[inline]
     fn schedule_recheck(&mut self, net: &Network, n: BetaId, t: u32, f: FactId) {
-        if !net.clock_nodes[n as usize] {
-            return;
+        if net.clock_nodes[n as usize] {
+            self.schedule_clock_recheck(net, n, t, f);
         }
+    }
+
+    #[cold]
+    fn schedule_clock_recheck(&mut self, net: &Network, n: BetaId, t: u32, f: FactId) {
         let node = &net.beta[n as usize];
         let at = {
             let (exprs, own): (&[crate::ir::Expr], _) = match &node.kind {
@@ -1452,20 +1468,52 @@ impl<H: Host> State<H> {
         self.schedule_recheck(net, n, t, f);
     }
 
-    /// Runs every timer due at or before the clock.
-    fn run_timers(&mut self, net: &Network) -> Result<(), SessionError> {
-        while let Some(kind) = self.timers.pop_due(self.now) {
-            self.counters.timers += 1;
-            self.by_time = true;
-            match kind {
-                TimerKind::Expire { fact, horizon } => {
-                    let Some(d) = self.facts.get(fact) else {
-                        continue;
+    /// The next instant at which an event leaves a window or working memory.
+    fn next_expiry(&self, net: &Network) -> Option<Timestamp> {
+        let one = Duration::from_millis(1);
+        let mut next: Option<Timestamp> = None;
+        for (ty, q) in self.expiry.types.iter().enumerate() {
+            let Some(&(front, _)) = q.events.front() else {
+                continue;
+            };
+            let retention = net.type_retention[ty].unwrap_or(Duration::ZERO);
+            let mut due = plus(front, plus_d(retention, one));
+            for (h, &passed) in net.type_horizons[ty].iter().zip(&q.passed) {
+                if let Some(&(t, _)) = q.events.get(passed) {
+                    due = due.min(plus(t, plus_d(*h, one)));
+                }
+            }
+            let due = self.when_watermark(due);
+            if due.as_millis() == i64::MAX {
+                continue; // past the end of time: never due
+            }
+            next = Some(next.map_or(due, |n| n.min(due)));
+        }
+        next
+    }
+
+    /// Events whose windows have passed leave them, and, once past their
+    /// type's retention, working memory.
+    fn run_expiry(&mut self, net: &Network) {
+        let w = self.watermark();
+        let one = Duration::from_millis(1);
+        self.by_time = true;
+        for ty in 0..self.expiry.types.len() {
+            for (hi, &h) in net.type_horizons[ty].iter().enumerate() {
+                loop {
+                    let q = &self.expiry.types[ty];
+                    let Some(&(t, fact)) = q.events.get(q.passed[hi]) else {
+                        break;
                     };
-                    let h = net.type_horizons[d.ty.index()][horizon as usize];
-                    if self.within(d.time, h) {
-                        continue; // modified to a later time since
+                    if plus(t, plus_d(h, one)) > w {
+                        break;
                     }
+                    self.expiry.types[ty].passed[hi] += 1;
+                    // Skip retracted events and re-timed ones (queued again).
+                    if self.facts.get(fact).is_none_or(|d| d.time != t) {
+                        continue;
+                    }
+                    self.counters.timers += 1;
                     self.alpha_memories(net, fact);
                     let found = std::mem::take(&mut self.alpha_found);
                     for &m in &found {
@@ -1478,18 +1526,46 @@ impl<H: Host> State<H> {
                     }
                     self.alpha_found = found;
                 }
-                TimerKind::Drop { fact } => {
-                    let Some(d) = self.facts.get(fact) else {
-                        continue;
-                    };
-                    let retention = net.type_retention[d.ty.index()].unwrap_or(Duration::ZERO);
-                    if self.within(d.time, retention) {
-                        continue;
-                    }
-                    self.withdraw(net, fact);
-                    self.facts.remove(fact);
-                    self.counters.expired_events += 1;
+            }
+            let retention = net.type_retention[ty].unwrap_or(Duration::ZERO);
+            loop {
+                let q = &mut self.expiry.types[ty];
+                match q.events.front() {
+                    Some(&(t, _)) if plus(t, plus_d(retention, one)) <= w => {}
+                    _ => break,
                 }
+                let Some((t, fact)) = q.events.pop_front() else {
+                    break;
+                };
+                for p in q.passed.iter_mut() {
+                    *p = p.saturating_sub(1);
+                }
+                if self.facts.get(fact).is_none_or(|d| d.time != t) {
+                    continue;
+                }
+                self.withdraw(net, fact);
+                self.facts.remove(fact);
+                self.counters.expired_events += 1;
+            }
+        }
+        self.by_time = false;
+    }
+
+    /// The next instant at which any timer is due.
+    fn next_timer(&self, net: &Network) -> Option<Timestamp> {
+        match (self.timers.next(), self.next_expiry(net)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs every timer due at or before the clock.
+    fn run_timers(&mut self, net: &Network) -> Result<(), SessionError> {
+        self.run_expiry(net);
+        while let Some(kind) = self.timers.pop_due(self.now) {
+            self.counters.timers += 1;
+            self.by_time = true;
+            match kind {
                 TimerKind::Recheck {
                     node,
                     token,

@@ -247,9 +247,8 @@ impl<H: Host> Session<H> {
             .collect();
         let pending = st
             .pending
-            .slots
-            .iter()
-            .flatten()
+            .actions
+            .values()
             .map(|p| PendingData {
                 due: p.due,
                 rule: p.rule,

@@ -6,7 +6,7 @@ use nudge_core::{Timestamp, Value};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// The clock a session runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -31,17 +31,61 @@ pub enum LatePolicy {
     AtWatermark,
 }
 
+/// Events by time, per type: they leave the inputs of each horizon of their
+/// type, then working memory, in time order, so a queue per type replaces a
+/// timer per event. Events arrive in time order up to the lateness, and a
+/// late one is never older than one that has already left, so an insertion
+/// lands near the back and behind every position already passed.
+#[derive(Debug, Default)]
+pub(crate) struct ExpiryQueues {
+    pub types: Vec<TypeQueue>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct TypeQueue {
+    /// Events by time; entries of retracted or re-timed events are skipped
+    /// when reached.
+    pub events: VecDeque<(Timestamp, FactId)>,
+    /// For each horizon of the type, how many front entries have left it.
+    pub passed: SmallVec<[usize; 2]>,
+}
+
+impl ExpiryQueues {
+    pub fn new(horizons: &[SmallVec<[nudge_core::Duration; 2]>]) -> Self {
+        ExpiryQueues {
+            types: horizons
+                .iter()
+                .map(|h| TypeQueue {
+                    events: VecDeque::new(),
+                    passed: SmallVec::from_elem(0, h.len()),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn push(&mut self, ty: usize, time: Timestamp, id: FactId) {
+        let Some(q) = self.types.get_mut(ty) else {
+            return;
+        };
+        let mut at = q.events.len();
+        while at > 0 && q.events[at - 1].0 > time {
+            at -= 1;
+        }
+        q.events.insert(at, (time, id));
+    }
+
+    pub fn len(&self) -> usize {
+        self.types.iter().map(|q| q.events.len()).sum()
+    }
+}
+
 /// What a timer does when it falls due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) enum TimerKind {
-    /// An event leaves the inputs of its type's `horizon`-th horizon.
-    Expire { fact: FactId, horizon: u8 },
     /// A `not ... after s within D` token's window ends.
     Deadline { token: u32, generation: u32 },
     /// A delayed action falls due.
-    Delayed { id: u32 },
-    /// An event leaves working memory.
-    Drop { fact: FactId },
+    Delayed { id: u64 },
     /// A test that reads the clock may have changed its answer for this
     /// token (and fact, at a join).
     Recheck {
@@ -106,38 +150,29 @@ pub(crate) struct Pending {
     pub watch: Option<(u32, u32)>,
 }
 
-/// Delayed actions by id; a cancelled or run action leaves a hole that a
-/// later one reuses.
+/// Delayed actions by id. Ids are never reused, so a timer of a cancelled
+/// action cannot run a later one.
 #[derive(Debug, Default)]
 pub(crate) struct PendingActions {
-    pub slots: Vec<Option<Pending>>,
-    free: Vec<u32>,
+    pub actions: rustc_hash::FxHashMap<u64, Pending>,
+    next: u64,
     /// Ids of the actions each terminal token watches.
-    pub by_token: rustc_hash::FxHashMap<u32, SmallVec<[u32; 1]>>,
+    pub by_token: rustc_hash::FxHashMap<u32, SmallVec<[u64; 1]>>,
 }
 
 impl PendingActions {
-    pub fn add(&mut self, p: Pending) -> u32 {
-        let watch = p.watch;
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = Some(p);
-                id
-            }
-            None => {
-                self.slots.push(Some(p));
-                self.slots.len() as u32 - 1
-            }
-        };
-        if let Some((t, _)) = watch {
+    pub fn add(&mut self, p: Pending) -> u64 {
+        self.next += 1;
+        let id = self.next;
+        if let Some((t, _)) = p.watch {
             self.by_token.entry(t).or_default().push(id);
         }
+        self.actions.insert(id, p);
         id
     }
 
-    pub fn take(&mut self, id: u32) -> Option<Pending> {
-        let p = self.slots.get_mut(id as usize)?.take()?;
-        self.free.push(id);
+    pub fn take(&mut self, id: u64) -> Option<Pending> {
+        let p = self.actions.remove(&id)?;
         if let Some((t, _)) = p.watch {
             if let Some(ids) = self.by_token.get_mut(&t) {
                 ids.retain(|x| *x != id);
@@ -157,18 +192,16 @@ impl PendingActions {
         };
         for id in ids {
             if by_time {
-                if let Some(Some(p)) = self.slots.get_mut(id as usize) {
+                if let Some(p) = self.actions.get_mut(&id) {
                     p.watch = None;
                 }
-            } else if let Some(slot) = self.slots.get_mut(id as usize) {
-                if slot.take().is_some() {
-                    self.free.push(id);
-                }
+            } else {
+                self.actions.remove(&id);
             }
         }
     }
 
     pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.actions.len()
     }
 }
