@@ -132,6 +132,7 @@ struct Arena {
 }
 
 impl Arena {
+    #[inline]
     fn get(&self, i: u32, generation: u32) -> Option<&FactData> {
         let slot = self.slots.get(i as usize)?;
         if slot.generation != generation {
@@ -140,6 +141,7 @@ impl Arena {
         slot.data.as_ref()
     }
 
+    #[inline]
     fn get_mut(&mut self, i: u32, generation: u32) -> Option<&mut FactData> {
         let slot = self.slots.get_mut(i as usize)?;
         if slot.generation != generation {
@@ -192,6 +194,7 @@ pub(crate) struct FactStore {
 pub(crate) type Exported = (Vec<(u32, Option<FactData>)>, Vec<u32>);
 
 impl FactStore {
+    #[inline]
     fn arena(&self, id: FactId) -> (&Arena, u32) {
         if id.index & BINDING_BIT != 0 {
             (&self.bindings, id.index & !BINDING_BIT)
@@ -200,11 +203,13 @@ impl FactStore {
         }
     }
 
+    #[inline]
     pub fn get(&self, id: FactId) -> Option<&FactData> {
         let (a, i) = self.arena(id);
         a.get(i, id.generation)
     }
 
+    #[inline]
     pub fn get_mut(&mut self, id: FactId) -> Option<&mut FactData> {
         if id.index & BINDING_BIT != 0 {
             self.bindings
