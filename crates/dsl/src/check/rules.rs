@@ -63,9 +63,26 @@ pub(crate) fn check_rule(
     let mut rule = ir::Rule::new(r.name.name.as_str());
     let campaign = cx.attributes(&r.attrs, &mut rule);
     let mut conditions = Vec::new();
+    // Where each event pattern without `after` is written, by type.
+    let mut events: Vec<(ast::Span, TypeId)> = Vec::new();
     for c in &r.conditions {
-        if let Some(c) = cx.condition(c) {
-            conditions.push(c);
+        if let Some(lowered) = cx.condition(c) {
+            let (span, p) = match (c, &lowered) {
+                (
+                    Cond::Pattern(a) | Cond::Not(a, _) | Cond::Exists(a, _),
+                    Condition::Pattern(p) | Condition::Not(p) | Condition::Exists(p),
+                ) => (a.span, p),
+                (Cond::Aggregate(a), Condition::Aggregate(agg)) => (a.span, &agg.source),
+                _ => {
+                    conditions.push(lowered);
+                    continue;
+                }
+            };
+            let is_event = env.schema.get(p.ty).kind() == FactKind::Event;
+            if is_event && p.window.after.is_none() {
+                events.push((span, p.ty));
+            }
+            conditions.push(lowered);
         }
     }
     let mut actions = Vec::new();
@@ -79,6 +96,29 @@ pub(crate) fn check_rule(
     }
     rule.conditions = conditions;
     rule.actions = actions;
+    // With no window and no delay a rule sees its events only at the moment
+    // the first one happens: a second event pattern would need the other
+    // event at that very millisecond, which is never what is meant.
+    if rule.horizon() == nudge_core::Duration::ZERO {
+        if let [(_, first), (span, ty), ..] = events[..] {
+            let name = |t: TypeId| env.schema.get(t).name().to_string();
+            cx.diags.push(
+                Diagnostic::new(
+                    ErrorKind::BadTime,
+                    span,
+                    format!(
+                        "`{}` is an event, and this rule has no window: it would only see `{}` events of the very moment `{}` happens",
+                        name(ty),
+                        name(ty),
+                        name(first)
+                    ),
+                    "say how far back to look",
+                )
+                .help("add a window, e.g. `within 30d`, or `after` a binding"),
+            );
+            return None;
+        }
+    }
     Some(CheckedRule {
         rule,
         campaign: campaign.flatten(),

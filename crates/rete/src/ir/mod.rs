@@ -312,6 +312,54 @@ pub enum Action {
     },
 }
 
+impl Rule {
+    /// How far back the rule looks: its longest window (of a pattern or an
+    /// aggregate) plus its longest delayed action, plus 1 ms so that the
+    /// instant just after a window, when what the window decides is decided,
+    /// still sees the rule's events. Event patterns without a window of their
+    /// own see the events of this span (see `docs/time.md`); 0 when the rule
+    /// has neither, and its events match at the moment they happen.
+    pub fn horizon(&self) -> Duration {
+        let mut span = Duration::ZERO;
+        for c in &self.conditions {
+            let d = match c {
+                Condition::Pattern(p) | Condition::Not(p) | Condition::Exists(p) => p.window.within,
+                Condition::Aggregate(a) => a.within,
+                Condition::Test(_) => None,
+            };
+            if let Some(d) = d {
+                span = span.max(d);
+            }
+        }
+        fn delay(a: &Action) -> Duration {
+            match a {
+                Action::Delayed { after, action, .. } => Duration::from_millis(
+                    after.as_millis().saturating_add(delay(action).as_millis()),
+                ),
+                Action::Emit(e) => e
+                    .branches
+                    .iter()
+                    .flat_map(|(_, acts)| acts.iter().map(delay))
+                    .max()
+                    .unwrap_or(Duration::ZERO),
+                _ => Duration::ZERO,
+            }
+        }
+        let delay = self
+            .actions
+            .iter()
+            .map(delay)
+            .max()
+            .unwrap_or(Duration::ZERO);
+        let total = span.as_millis().saturating_add(delay.as_millis());
+        Duration::from_millis(if total > 0 {
+            total.saturating_add(1)
+        } else {
+            0
+        })
+    }
+}
+
 /// A rule: conditions, actions and the agenda attributes that order firing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rule {

@@ -229,41 +229,9 @@ fn value_type(rules: &RuleSet, a: &crate::ir::Aggregate, v: &Expr) -> Option<Val
     crate::ir::own_type(rules, a.source.ty, v)
 }
 
-/// The rule's horizon: its longest window plus its longest delay. Events of
-/// its patterns without a window of their own are seen for that long.
+/// The rule's horizon (see [`Rule::horizon`]).
 pub(crate) fn rule_horizon(rule: &Rule) -> Duration {
-    let mut span = Duration::ZERO;
-    for c in &rule.conditions {
-        let d = match c {
-            Condition::Pattern(p) | Condition::Not(p) | Condition::Exists(p) => p.window.within,
-            Condition::Aggregate(a) => a.within,
-            Condition::Test(_) => None,
-        };
-        if let Some(d) = d {
-            span = span.max(d);
-        }
-    }
-    fn delay(a: &Action) -> Duration {
-        match a {
-            Action::Delayed { after, action, .. } => {
-                Duration::from_millis(after.as_millis().saturating_add(delay(action).as_millis()))
-            }
-            Action::Emit(e) => e
-                .branches
-                .iter()
-                .flat_map(|(_, acts)| acts.iter().map(delay))
-                .max()
-                .unwrap_or(Duration::ZERO),
-            _ => Duration::ZERO,
-        }
-    }
-    let delay = rule
-        .actions
-        .iter()
-        .map(delay)
-        .max()
-        .unwrap_or(Duration::ZERO);
-    Duration::from_millis(span.as_millis().saturating_add(delay.as_millis()))
+    rule.horizon()
 }
 
 fn time_spec(rules: &RuleSet, p: &Pattern, horizon: Duration) -> TimeSpec {

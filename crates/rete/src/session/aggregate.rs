@@ -120,7 +120,10 @@ impl<H: super::Host> State<H> {
         if !gs.contains(&g) {
             gs.push(g);
         }
-        self.agg_recompute_lefts(net, n, key, g);
+        match &mut self.agg_dirty {
+            Some(dirty) => dirty.push((n, key, g)),
+            None => self.agg_recompute_lefts(net, n, key, g),
+        }
     }
 
     /// A fact leaves aggregate node `n`; its values are still in place.
@@ -146,10 +149,13 @@ impl<H: super::Host> State<H> {
                 }
             }
         }
-        self.agg_recompute_lefts(net, n, key, g);
+        match &mut self.agg_dirty {
+            Some(dirty) => dirty.push((n, key, g)),
+            None => self.agg_recompute_lefts(net, n, key, g),
+        }
     }
 
-    fn agg_recompute_lefts(&mut self, net: &Network, n: BetaId, key: u64, g: u64) {
+    pub(super) fn agg_recompute_lefts(&mut self, net: &Network, n: BetaId, key: u64, g: u64) {
         let lefts: SmallVec<[u32; 8]> = match self.mems[n as usize].left.get(&key) {
             Some(v) => v.iter().copied().collect(),
             None => return,

@@ -153,6 +153,8 @@ struct State<H> {
     rule_firings: Vec<u64>,
     timers: Timers,
     expiry: ExpiryQueues,
+    /// While events expire: aggregate groups to recompute afterwards.
+    agg_dirty: Option<Vec<(BetaId, u64, u64)>>,
     pending: PendingActions,
     /// Set while timers run: matches that end then end by time alone.
     by_time: bool,
@@ -246,6 +248,7 @@ impl<H: Host> Session<H> {
             rule_firings: vec![0; net.rules.rules().len()],
             timers: Timers::default(),
             expiry: ExpiryQueues::new(&net.type_horizons),
+            agg_dirty: None,
             pending: PendingActions::default(),
             by_time: false,
         };
@@ -327,7 +330,8 @@ impl<H: Host> Session<H> {
     /// session.insert(paid, vec![Value::from("o1")])?;
     /// assert_eq!(session.advance_by("1h".parse()?)?, 1, "only o2 went unpaid");
     /// let d = session.decisions().next().unwrap();
-    /// assert_eq!(d.time().to_string(), "2026-11-22T10:10:00Z", "decided when the window ended");
+    /// // The window is [10:00, 10:10], both ends in: decided just after it.
+    /// assert_eq!(d.time().to_string(), "2026-11-22T10:10:00.001Z");
     /// Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn advance_to(&mut self, t: Timestamp) -> Result<usize, SessionError> {
@@ -1295,14 +1299,17 @@ impl<H: Host> State<H> {
         }
     }
 
-    /// When the window of a `not ... after s within D` token ends.
+    /// When a `not ... after s within D` token's absence is decided: the
+    /// first instant after its window `[t(s), t(s) + D]`.
     fn deadline(&self, net: &Network, t2: u32) -> Option<Timestamp> {
         let tok = self.tokens.get(t2);
         let node = &net.beta[tok.node as usize];
         let (s, d) = input(node)?.time.deadline()?;
         let sd = &net.beta[node.parent as usize].slot_depth;
         let f = self.slot_fact(net, tok.parent, sd, s);
-        self.facts.get(f).map(|o| plus(o.time, d))
+        self.facts
+            .get(f)
+            .map(|o| plus(plus(o.time, d), Duration::from_millis(1)))
     }
 
     /// An event leaves node `n` because its window there has passed.
@@ -1498,6 +1505,10 @@ impl<H: Host> State<H> {
         let w = self.watermark();
         let one = Duration::from_millis(1);
         self.by_time = true;
+        // Aggregates are recomputed once all events of the instant are out,
+        // so that a value passing through others on the way (an average)
+        // is not taken for a new one.
+        self.agg_dirty = Some(Vec::new());
         for ty in 0..self.expiry.types.len() {
             for (hi, &h) in net.type_horizons[ty].iter().enumerate() {
                 loop {
@@ -1546,6 +1557,13 @@ impl<H: Host> State<H> {
                 self.withdraw(net, fact);
                 self.facts.remove(fact);
                 self.counters.expired_events += 1;
+            }
+        }
+        if let Some(mut dirty) = self.agg_dirty.take() {
+            dirty.sort_unstable();
+            dirty.dedup();
+            for (n, key, g) in dirty {
+                self.agg_recompute_lefts(net, n, key, g);
             }
         }
         self.by_time = false;
