@@ -196,3 +196,74 @@ fn replay_prints_decisions_and_reports_bad_lines() {
         text(&summary.stdout)
     );
 }
+
+#[test]
+fn replay_runs_the_clock_from_event_times_lateness_and_until() {
+    let rules = "event order_created { key user_id: string  time at: timestamp  order_id: string }\n\
+        event order_paid { key user_id: string  time at: timestamp  order_id: string }\n\
+        rule unpaid {\n    when\n        o: order_created()\n        not order_paid(order_id == o.order_id) after o within 10m\n    then\n        message(channel: \"sms\", template: \"waiting\", user: o.user_id)\n}\n";
+    let path = scratch("replay-time", rules);
+    let events = path.with_file_name("events.jsonl");
+    std::fs::write(
+        &events,
+        concat!(
+            "{\"insert\": \"order_created\", \"fields\": {\"user_id\": \"u1\", \"at\": \"2026-11-22T10:00:00Z\", \"order_id\": \"o1\"}}\n",
+            "{\"insert\": \"order_created\", \"fields\": {\"user_id\": \"u2\", \"at\": \"2026-11-22T10:01:00Z\", \"order_id\": \"o2\"}}\n",
+            "{\"insert\": \"order_created\", \"fields\": {\"user_id\": \"u3\", \"at\": \"2026-11-22T10:15:00Z\", \"order_id\": \"o3\"}}\n",
+            "{\"insert\": \"order_paid\", \"fields\": {\"user_id\": \"u2\", \"at\": \"2026-11-22T10:09:00Z\", \"order_id\": \"o2\"}}\n",
+        ),
+    )
+    .unwrap();
+    let (p, e) = (path.to_str().unwrap(), events.to_str().unwrap());
+    let times = |args: &[&str]| -> (Vec<(String, String)>, String) {
+        let out = nudge(args);
+        let lines = text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|d| {
+                (
+                    d["time"].as_str().unwrap().to_string(),
+                    d["args"]["user"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        (lines, text(&out.stderr))
+    };
+    // Without lateness, o2's payment (10:09) arrives after the clock reached
+    // 10:15: it is late, refused, and o2 goes out too.
+    let (got, stderr) = times(&["replay", p, "--events", e]);
+    assert_eq!(
+        got,
+        vec![
+            ("2026-11-22T10:10:00.001Z".to_string(), "u1".to_string()),
+            ("2026-11-22T10:11:00.001Z".to_string(), "u2".to_string()),
+        ]
+    );
+    assert!(
+        stderr.contains("events.jsonl:4:") && stderr.contains("late"),
+        "{stderr}"
+    );
+    // With 10 minutes of lateness the payment counts; `--until` lets o3's
+    // window run out.
+    let (got, stderr) = times(&[
+        "replay",
+        p,
+        "--events",
+        e,
+        "--lateness",
+        "10m",
+        "--until",
+        "1h",
+    ]);
+    assert_eq!(
+        got,
+        vec![
+            ("2026-11-22T10:20:00.001Z".to_string(), "u1".to_string()),
+            ("2026-11-22T10:35:00.001Z".to_string(), "u3".to_string()),
+        ]
+    );
+    assert!(stderr.is_empty(), "{stderr}");
+    let bad = nudge(&["replay", p, "--events", e, "--until", "soon"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("--until `soon`"));
+}
