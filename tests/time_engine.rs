@@ -422,3 +422,45 @@ fn bad_snapshots_are_clear_errors() {
         let _ = restore(&b);
     }
 }
+
+#[test]
+fn the_system_clock_moves_on_fire() {
+    let r = rules(
+        r#"
+rule seen {
+    when
+        v: page_view()
+    then
+        push(user: v.user_id)
+}
+action push(user: string)
+"#,
+    );
+    let mut s = r.session_with(SessionConfig {
+        clock: nudge::Clock::System,
+        ..SessionConfig::default()
+    });
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (t, v) = r
+        .fact_from_json("page_view", &json!({"user_id": "u1", "category": "c", "at": null}))
+        .map_err(|e| e.to_string())
+        .unwrap_or_else(|_| {
+            // `at` is required: stamp it with the system time ourselves.
+            r.fact_from_json(
+                "page_view",
+                &json!({"user_id": "u1", "category": "c", "at": Timestamp::from_millis(before).to_string()}),
+            )
+            .unwrap()
+        });
+    s.insert(t, v).unwrap();
+    assert_eq!(s.fire().unwrap(), 1);
+    assert!(
+        s.now().as_millis() >= before,
+        "fire moved the clock to the system time"
+    );
+    let d = s.decisions().next().unwrap();
+    assert!(d.time().as_millis() >= before);
+}

@@ -23,8 +23,9 @@ pub(crate) const BINDING_TYPE: TypeId = TypeId::new(u32::MAX);
 pub(crate) struct AggMem {
     /// Facts by (join key, group hash).
     facts: FxHashMap<(u64, u64), SmallVec<[FactId; 4]>>,
-    /// Group hashes present under each join key.
-    groups: FxHashMap<u64, SmallVec<[u64; 4]>>,
+    /// Group hashes present under each join key (a set: an aggregate with
+    /// no join key has every group under one key).
+    groups: FxHashMap<u64, FxHashSet<u64>>,
     /// Binding tokens by (left token, group hash).
     children: FxHashMap<(u32, u64), SmallVec<[u32; 1]>>,
 }
@@ -116,10 +117,7 @@ impl<H: super::Host> State<H> {
         let g = group_hash(&a.by, &d.values);
         let mem = &mut self.mems[n as usize].agg;
         mem.facts.entry((key, g)).or_default().push(f);
-        let gs = mem.groups.entry(key).or_default();
-        if !gs.contains(&g) {
-            gs.push(g);
-        }
+        mem.groups.entry(key).or_default().insert(g);
         match &mut self.agg_dirty {
             Some(dirty) => dirty.push((n, key, g)),
             None => self.agg_recompute_lefts(net, n, key, g),
@@ -143,7 +141,7 @@ impl<H: super::Host> State<H> {
         if v.is_empty() {
             mem.facts.remove(&(key, g));
             if let Some(gs) = mem.groups.get_mut(&key) {
-                gs.retain(|x| *x != g);
+                gs.remove(&g);
                 if gs.is_empty() {
                     mem.groups.remove(&key);
                 }
@@ -177,11 +175,11 @@ impl<H: super::Host> State<H> {
             self.agg_recompute(net, n, t, 0);
             return;
         }
-        let gs = self.mems[n as usize]
+        let gs: Vec<u64> = self.mems[n as usize]
             .agg
             .groups
             .get(&key)
-            .cloned()
+            .map(|s| s.iter().copied().collect())
             .unwrap_or_default();
         for g in gs {
             self.agg_recompute(net, n, t, g);

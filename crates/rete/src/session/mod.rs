@@ -352,9 +352,22 @@ impl<H: Host> Session<H> {
     /// event later than the lateness allows, is an error and leaves the
     /// session unchanged.
     pub fn insert(&mut self, ty: TypeId, values: Vec<Value>) -> Result<FactId, FactError> {
+        self.follow_system_clock();
         let values = validate(&self.net.rules, ty, values)?;
         let time = self.state.event_time(&self.net, ty, &values)?;
         Ok(self.state.insert_valid(&self.net, ty, values, time))
+    }
+
+    /// On the system clock, moves the clock to the system time when no
+    /// timer falls due before it (those wait for [`Session::fire`], which
+    /// runs them at their own instants).
+    fn follow_system_clock(&mut self) {
+        if self.state.config.clock == Clock::System {
+            let t = system_now();
+            if t > self.state.now && self.state.next_timer(&self.net).is_none_or(|n| n > t) {
+                self.state.now = t;
+            }
+        }
     }
 
     /// An event's time (a fact's insertion time), while it is live.
@@ -375,12 +388,14 @@ impl<H: Host> Session<H> {
     /// Changes some fields of a fact, keeping its identity: its matches are
     /// withdrawn and made again with the new values.
     pub fn modify(&mut self, id: FactId, changes: &[(FieldId, Value)]) -> Result<(), FactError> {
+        self.follow_system_clock();
         self.state.modify(&self.net, id, changes)
     }
 
     /// Removes a fact and every partial match and pending activation it
     /// took part in.
     pub fn retract(&mut self, id: FactId) -> Result<(), FactError> {
+        self.follow_system_clock();
         self.state.retract(&self.net, id)
     }
 
