@@ -22,6 +22,7 @@
 mod action;
 mod decision;
 pub mod decl;
+pub mod primitives;
 mod schema;
 mod time;
 mod value;
