@@ -176,6 +176,8 @@ enum Op {
     Advance {
         ms: u8,
     },
+    /// Go on with a session restored from a snapshot of this one.
+    Snapshot,
 }
 
 #[derive(Debug, Clone)]
@@ -291,6 +293,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(event, which, field, value)| Op::Modify { event, which, field, value }),
         1 => (any::<bool>(), any::<u8>()).prop_map(|(event, which)| Op::Retract { event, which }),
         4 => (1u8..=12).prop_map(|ms| Op::Advance { ms }),
+        1 => Just(Op::Snapshot),
     ]
 }
 
@@ -1502,6 +1505,23 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
                 }
                 run.log.push(format!("retract {id:?}"));
                 run.world.retract(id);
+            }
+            Op::Snapshot => {
+                let bytes = run.session.snapshot();
+                match Session::restore(run.rules.clone(), NoHost, &bytes) {
+                    Ok(restored) => run.session = restored,
+                    Err(e) => {
+                        run.log.push("snapshot and restore".into());
+                        return Err(run.fail(format!("restore failed: {e}")));
+                    }
+                }
+                run.log
+                    .push(format!("snapshot ({} bytes) and restore", bytes.len()));
+                // Nothing changed: the restored session must agree at once.
+                if run.observe(Call::Change, None, None)? {
+                    return Ok(());
+                }
+                continue;
             }
             Op::Advance { ms } if case.jump => {
                 // One call; the reference still visits every millisecond.

@@ -272,8 +272,10 @@ impl FactStore {
         (slots, self.facts.free.clone())
     }
 
-    /// A store holding exactly the exported facts, under the same ids.
-    pub fn import((slots, free): Exported) -> Result<FactStore, String> {
+    /// Replaces the facts (not the bindings, which the session has already
+    /// made from its empty start) with exactly the exported ones, under the
+    /// same ids.
+    pub fn import(&mut self, (slots, free): Exported) -> Result<(), String> {
         let n = slots.len();
         let mut live = 0;
         let slots: Vec<Slot> = slots
@@ -296,10 +298,8 @@ impl FactStore {
         if free.len() + live != n {
             return Err("the free list does not match the empty slots".into());
         }
-        Ok(FactStore {
-            facts: Arena { slots, free, live },
-            bindings: Arena::default(),
-        })
+        self.facts = Arena { slots, free, live };
+        Ok(())
     }
 }
 

@@ -10,7 +10,7 @@
 //! Layout: the 8 bytes `NUDGESNP`, the format version (u32, little endian),
 //! then the body in postcard.
 
-use super::facts::{FactData, FactId, FactStore};
+use super::facts::{FactData, FactId};
 use super::time::{Pending, TimerKind};
 use super::tokens::NONE;
 use super::{validate, Activation, Host, Session, SessionConfig, State};
@@ -347,11 +347,12 @@ impl<H: Host> Session<H> {
             };
             facts.push((generation, data));
         }
-        let store = FactStore::import((facts, body.free)).map_err(SnapshotError::Corrupt)?;
         let mut session = Session::with_config(net, host, body.config);
         let net = session.net.clone();
         let st = &mut session.state;
-        st.facts = store;
+        st.facts
+            .import((facts, body.free))
+            .map_err(SnapshotError::Corrupt)?;
         st.now = body.now;
         st.seq = body.seq;
         // Rebuild partial matches and timers, in insertion order.
