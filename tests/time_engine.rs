@@ -464,3 +464,57 @@ action push(user: string)
     let d = s.decisions().next().unwrap();
     assert!(d.time().as_millis() >= before);
 }
+
+#[test]
+fn local_hours_and_minutes_are_rechecked_on_their_boundaries() {
+    let r = rules(
+        r#"
+rule morning_in_kolkata {
+    when
+        p: profile(timezone == "Asia/Kolkata")
+        hour_of_day(now(), p.timezone) == 9
+    then
+        greet(user: p.user_id)
+}
+rule a_minute_after_noon {
+    when
+        p: profile(timezone == "UTC")
+        now() > time("2026-11-22T12:00:00Z")
+    then
+        greet(user: p.user_id)
+}
+action greet(user: string)
+"#,
+    );
+    let mut s = r.session();
+    s.advance_to(ts("2026-11-22T00:00:00Z")).unwrap();
+    insert(
+        &r,
+        &mut s,
+        "profile",
+        json!({"user_id": "k", "timezone": "Asia/Kolkata"}),
+    );
+    insert(
+        &r,
+        &mut s,
+        "profile",
+        json!({"user_id": "u", "timezone": "UTC"}),
+    );
+    s.fire().unwrap();
+    s.advance_to(ts("2026-11-22T13:00:00Z")).unwrap();
+    assert_eq!(
+        taken(&mut s),
+        vec![
+            // 09:00 in Kolkata is 03:30 UTC.
+            d("2026-11-22T03:30:00Z", "morning_in_kolkata", "k"),
+            // `now()` alone is checked at each whole minute.
+            d("2026-11-22T12:01:00Z", "a_minute_after_noon", "u"),
+        ]
+    );
+    // At 10:00 in Kolkata the morning match ends; it comes back the next day.
+    s.advance_to(ts("2026-11-23T05:00:00Z")).unwrap();
+    assert_eq!(
+        taken(&mut s),
+        vec![d("2026-11-23T03:30:00Z", "morning_in_kolkata", "k")]
+    );
+}
