@@ -34,5 +34,29 @@ done
 echo "ok: $(ls examples/scenarios/s*.nudge | wc -l) scenario files check"
 "$nudge" fmt --check examples/campaign/*.nudge examples/scenarios/*.nudge
 
+step "python bindings"
+# A virtual environment under target/, the package built from crates/py and
+# installed into it (release mode), then its test suite.
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
+    echo "error: the Python bindings need python3, version 3.9 or newer" >&2
+    exit 1
+fi
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    else
+        echo "error: python3 cannot make virtual environments; install python3-venv" >&2
+        exit 1
+    fi
+fi
+pyenv=target/pyenv
+"$pyenv/bin/python" -c '' 2>/dev/null || python3 -m venv --clear "$pyenv"
+pip=("$pyenv/bin/python" -m pip --disable-pip-version-check -q)
+"${pip[@]}" install maturin pytest pydantic mypy
+# The build backend runs the venv's maturin: put it first on the PATH.
+PATH="$PWD/$pyenv/bin:$PATH" "${pip[@]}" install --no-build-isolation --force-reinstall --no-deps ./crates/py
+"$pyenv/bin/python" -m pytest -q -p no:cacheprovider crates/py/tests
+
 echo
 echo "all checks passed"

@@ -1,0 +1,73 @@
+"""nudge: an embeddable rules-and-decisioning engine for marketing automation.
+
+Rules written in nudge's rule language are checked and compiled once into a
+:class:`Ruleset`; each :class:`Session` over it holds facts and events,
+a clock and the host's answers (audiences, host functions, branch
+choosers), and turns what happens into :class:`Decision` objects::
+
+    import nudge
+
+    rules = nudge.compile('''
+        event order_paid { key user_id: string  amount: float }
+        rule big_order {
+            when o: order_paid(amount > 100)
+            then message(channel: "push", template: "thanks", user: o.user_id)
+        }
+    ''')
+    session = rules.session()
+    session.insert("order_paid", {"user_id": "u1", "amount": 120.0})
+    for d in session.fire():
+        print(d.rule, d.action, d.args)
+
+See ``docs/python.md`` for the guide.
+"""
+
+from ._errors import (
+    ActionError,
+    CallbackError,
+    ClockError,
+    CompileError,
+    FactError,
+    LateEventError,
+    NoSuchFactError,
+    NudgeError,
+    RuleError,
+    RuleSyntaxError,
+    RuleTypeError,
+    RunLimitError,
+    SessionError,
+    SnapshotError,
+)
+from ._native import (
+    Decision,
+    Diagnostic,
+    Ruleset,
+    Session,
+    __version__,
+    compile,
+    compile_files,
+)
+
+__all__ = [
+    "compile",
+    "compile_files",
+    "Ruleset",
+    "Session",
+    "Decision",
+    "Diagnostic",
+    "NudgeError",
+    "RuleError",
+    "RuleSyntaxError",
+    "RuleTypeError",
+    "CompileError",
+    "FactError",
+    "LateEventError",
+    "NoSuchFactError",
+    "SessionError",
+    "RunLimitError",
+    "ActionError",
+    "ClockError",
+    "SnapshotError",
+    "CallbackError",
+    "__version__",
+]

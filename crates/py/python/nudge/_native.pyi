@@ -1,0 +1,300 @@
+"""Type stubs of the native module ``nudge._native``.
+
+Every name here is re-exported by the ``nudge`` package; import from there.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    final,
+)
+
+__all__ = [
+    "Ruleset",
+    "Diagnostic",
+    "Session",
+    "Decision",
+    "compile",
+    "compile_files",
+    "__version__",
+]
+__version__: str
+
+#: A fact's id, stable for the fact's life.
+_FactId = int
+#: A fact named by its id or by the ``ref`` it was inserted with.
+_FactRef = Union[int, str]
+#: A point in time: an aware ``datetime`` (a naive one is read as UTC),
+#: milliseconds since the epoch, or RFC 3339 text.
+_TimeLike = Union[datetime.datetime, int, str]
+#: A span of time: a ``timedelta``, milliseconds, or a literal such as ``"10m"``.
+_DurationLike = Union[datetime.timedelta, int, str]
+#: A field value: ``str``, ``int``, ``float``, ``bool``, ``None``, a time,
+#: a span, or a list of ``str``.
+_FieldValue = Union[
+    str,
+    int,
+    float,
+    bool,
+    None,
+    datetime.datetime,
+    datetime.timedelta,
+    Sequence[str],
+]
+#: A fact's fields: a dict, a dataclass instance, a pydantic model, a named
+#: tuple or any mapping.
+_Fields = Union[Mapping[str, _FieldValue], Any]
+
+def compile(text: str, *, filename: str = "rules.nudge") -> Ruleset:
+    """Checks and compiles rule text held in a string.
+
+    ``filename`` names the text in diagnostics; ``include`` lines are read
+    from disk relative to it. The work runs without the GIL.
+
+    Raises ``RuleSyntaxError`` or ``RuleTypeError`` (both ``RuleError``, a
+    ``ValueError``) listing every mistake, or ``CompileError``.
+    """
+
+def compile_files(paths: Sequence[Union[str, os.PathLike[str]]]) -> Ruleset:
+    """Checks and compiles rule files, with the files they include, as one
+    ruleset. The work runs without the GIL.
+
+    Raises ``RuleSyntaxError``, ``RuleTypeError`` or ``CompileError``; a file
+    that cannot be read is a ``RuleSyntaxError`` with code ``E003``.
+    """
+
+@final
+class Diagnostic:
+    """One mistake in rule text, with its position.
+
+    ``str(d)`` renders it as ``nudge check`` does: the position, the line, a
+    caret under the culprit, and a suggestion where one is obvious.
+    """
+
+    @property
+    def code(self) -> str:
+        """The code: ``E001`` to ``E015`` (see the language reference)."""
+    @property
+    def kind(self) -> str:
+        """The kind, in words: ``"syntax"``, ``"unknown_field"``..."""
+    @property
+    def message(self) -> str:
+        """What is wrong, in one line."""
+    @property
+    def file(self) -> str:
+        """The file."""
+    @property
+    def line(self) -> int:
+        """The line of the culprit's start, from 1."""
+    @property
+    def column(self) -> int:
+        """The column of the culprit's start, from 1, in characters."""
+    @property
+    def end_line(self) -> int:
+        """The line of the culprit's end."""
+    @property
+    def end_column(self) -> int:
+        """The column just past the culprit's end."""
+    @property
+    def label(self) -> str:
+        """What the caret says."""
+    @property
+    def help(self) -> Optional[str]:
+        """A suggested fix, if any."""
+
+@final
+class Ruleset:
+    """A checked and compiled ruleset.
+
+    Immutable: share one between any number of sessions and threads. Make
+    one with :func:`compile` or :func:`compile_files`.
+    """
+
+    def session(
+        self,
+        *,
+        lateness: Optional[_DurationLike] = None,
+        clock: str = "pseudo",
+        late: str = "reject",
+        max_firings: int = 100_000,
+    ) -> Session:
+        """A new session over these rules, with an empty working memory.
+
+        ``lateness`` is how late an event may arrive and still count;
+        ``late`` is what happens to a later one: ``"reject"`` (raise
+        ``LateEventError``) or ``"at_watermark"``. ``clock`` is
+        ``"pseudo"`` (moved by ``advance_to``/``advance_by``) or
+        ``"system"`` (``fire`` first moves it to the system time).
+        ``max_firings`` bounds the firings of one call.
+        """
+    @property
+    def rule_names(self) -> List[str]:
+        """The names of the rules, in the order written."""
+    @property
+    def types(self) -> Dict[str, Dict[str, str]]:
+        """The fact and event types: ``{type: {field: type}}``; an optional
+        field's type ends with ``?``."""
+    @property
+    def event_types(self) -> List[str]:
+        """The names of the event types (the other types are facts)."""
+    @property
+    def audiences(self) -> List[str]:
+        """The audiences a host loads with ``Session.set_audience``."""
+    @property
+    def functions(self) -> List[str]:
+        """The host functions the rules declare."""
+
+@final
+class Decision:
+    """What a rule asked the host to do. Running it is the caller's job.
+
+    Decisions compare equal when every attribute is equal.
+    """
+
+    @property
+    def seq(self) -> int:
+        """Position in the session's stream of decisions, from 1."""
+    @property
+    def rule(self) -> str:
+        """The name of the rule that fired."""
+    @property
+    def action(self) -> str:
+        """The action: ``"message"``, ``"coupon"``, ``"transition"``,
+        ``"split"``, or a host action."""
+    @property
+    def args(self) -> Dict[str, Any]:
+        """The arguments by name, in the order written (a new dict each time)."""
+    @property
+    def facts(self) -> List[_FactId]:
+        """The ids of the facts the rule matched, one per binding pattern."""
+    @property
+    def time(self) -> datetime.datetime:
+        """When the decision was made, on the session clock (UTC)."""
+    @property
+    def time_ms(self) -> int:
+        """When the decision was made, in milliseconds since the epoch."""
+    @property
+    def branch(self) -> Optional[str]:
+        """The branch a chooser picked, or ``None``."""
+    def arg(self, name: str, default: Any = None) -> Any:
+        """The value of argument ``name``, or ``default``."""
+    def to_dict(self) -> Dict[str, Any]:
+        """The decision as a dict: ``seq``, ``rule``, ``action``, ``args``,
+        ``facts``, ``time`` and ``branch``."""
+
+@final
+class Session:
+    """A working memory, a clock and a host over a :class:`Ruleset`.
+
+    Any thread may use a session, one call at a time; batch calls and firing
+    run without the GIL.
+    """
+
+    def __new__(
+        cls,
+        ruleset: Ruleset,
+        *,
+        lateness: Optional[_DurationLike] = None,
+        clock: str = "pseudo",
+        late: str = "reject",
+        max_firings: int = 100_000,
+    ) -> Session:
+        """The same as ``ruleset.session(...)``."""
+    @property
+    def ruleset(self) -> Ruleset:
+        """The ruleset the session runs."""
+    def insert(self, type_name: str, fields: _Fields, ref: Optional[str] = None) -> _FactId:
+        """Inserts a fact or event and returns its id. Rules do not fire
+        until ``fire``. Raises ``TypeError``/``ValueError`` for fields that
+        do not fit (the session is unchanged), ``LateEventError`` for an
+        event older than the watermark."""
+    def insert_many(self, type_name: str, items: Iterable[_Fields]) -> List[_FactId]:
+        """Inserts many facts of one type without firing; returns their ids.
+        On an error the items before the failing one are inserted and the
+        exception's ``index`` is the failing item's position."""
+    def modify(
+        self,
+        fact: _FactRef,
+        changes: Optional[Mapping[str, _FieldValue]] = None,
+        /,
+        **fields: _FieldValue,
+    ) -> None:
+        """Changes fields of a fact, keeping its identity. Rules do not fire
+        until ``fire``."""
+    def retract(self, fact: _FactRef) -> None:
+        """Removes a fact, with every match it took part in."""
+    def fire(self) -> List[Decision]:
+        """Fires the rules whose conditions hold and returns the decisions
+        made."""
+    def advance_to(self, when: _TimeLike) -> List[Decision]:
+        """Moves the clock to ``when``, firing every timer due on the way at
+        its own instant; returns the decisions made. An earlier time raises
+        ``ClockError``."""
+    def advance_by(self, delta: _DurationLike) -> List[Decision]:
+        """Moves the clock forward by ``delta``; see ``advance_to``."""
+    @property
+    def now(self) -> datetime.datetime:
+        """The session clock (UTC)."""
+    @property
+    def watermark(self) -> datetime.datetime:
+        """The clock less the lateness."""
+    def run(
+        self, events: Iterable[Tuple[str, _Fields]], *, retract: bool = False
+    ) -> List[Decision]:
+        """Feeds ``(type_name, fields)`` events: the clock follows each
+        event's time, the event is inserted, the rules fire; with
+        ``retract=True`` each event is retracted after its rules fired.
+        Runs in chunks without the GIL."""
+    def replay(self, ops: Iterable[Mapping[str, Any]]) -> List[Decision]:
+        """Replays ``insert``/``modify``/``retract``/``advance`` operations,
+        as ``nudge replay`` does with JSON lines, firing after each; returns
+        the decisions made. Runs in chunks without the GIL."""
+    def snapshot(self) -> bytes:
+        """The session's state as bytes (callables, audiences and refs are
+        not part of it)."""
+    @staticmethod
+    def restore(ruleset: Ruleset, data: bytes) -> Session:
+        """A session restored from ``snapshot()`` bytes over the same rules.
+        Raises ``SnapshotError``."""
+    def fact(self, fact: _FactRef) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """The type name and fields of a live fact, or ``None``."""
+    def facts(self, type_name: Optional[str] = None) -> List[Tuple[_FactId, str, Dict[str, Any]]]:
+        """The live facts and events as ``(id, type_name, fields)``."""
+    @property
+    def fact_count(self) -> int:
+        """The number of live facts and events."""
+    @property
+    def counters(self) -> Dict[str, int]:
+        """``alpha_tests``, ``firings``, ``late_events``,
+        ``expired_events`` and ``timers``."""
+    def register_function(self, name: str, fn: Callable[..., Any]) -> None:
+        """Provides host function ``name`` (declared with ``function``):
+        ``fn`` gets the arguments and answers a value of the declared type,
+        or ``None`` for no answer. If it raises, the engine call goes on as
+        if every callable answered ``None`` and ``CallbackError`` is raised
+        when the call returns."""
+    def register_chooser(
+        self, action: str, fn: Callable[[Decision], Optional[str]]
+    ) -> None:
+        """Sets the chooser of the branches of ``action`` decisions
+        (``"split"``, ``"coupon"``): it answers the branch to run or
+        ``None``."""
+    def set_audience(self, name: str, ids: Iterable[Union[str, int]]) -> None:
+        """Replaces the members of audience ``name`` (one the rules declare
+        without a definition) with ``ids``; ids are compared as text
+        (``42`` is ``"42"``). Audiences defined from others follow."""
+    @property
+    def audiences(self) -> Dict[str, int]:
+        """The number of members of each audience, loaded or defined."""

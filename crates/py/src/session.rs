@@ -1,0 +1,1121 @@
+//! Sessions: working memory, the clock and the host, driven from Python.
+//!
+//! A `Session` guards its engine session with a mutex: any thread may use
+//! it, one call at a time. A thread waiting for the mutex does so without
+//! the GIL, and engine work that can take long (firing, the clock, batches)
+//! runs without the GIL too, re-taking it only to call the session's Python
+//! callables. A callable that calls back into the session it is running in
+//! gets a `SessionError` instead of a deadlock.
+
+use crate::convert::{self, fact_values, field_changes, fields_dict, show, to_py, Strings};
+use crate::decision::{decision_list, new_decision, Decision};
+use crate::errors;
+use crate::host::{member_ids, PyHost};
+use crate::ruleset::Ruleset;
+use nudge::{
+    Clock, Duration, FactError, FactId, LatePolicy, SessionConfig, SessionError, Timestamp, TypeId,
+    Value,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::gc::PyVisit;
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString};
+use pyo3::PyTraverseError;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+
+/// How many items of a batch are converted before the engine runs them
+/// without the GIL.
+const CHUNK: usize = 4096;
+
+/// Session settings read from Python keywords.
+pub(crate) struct SessionOptions {
+    config: SessionConfig,
+}
+
+impl SessionOptions {
+    pub(crate) fn parse(
+        lateness: Option<&Bound<'_, PyAny>>,
+        clock: &str,
+        late: &str,
+        max_firings: usize,
+    ) -> PyResult<SessionOptions> {
+        let mut config = SessionConfig {
+            max_firings,
+            ..SessionConfig::default()
+        };
+        if let Some(l) = lateness.filter(|l| !l.is_none()) {
+            let d = convert::duration(l, &"`lateness`".to_string())?;
+            if d.as_millis() < 0 {
+                return Err(PyValueError::new_err("`lateness` cannot be negative"));
+            }
+            config.lateness = d;
+        }
+        config.clock = match clock {
+            "pseudo" => Clock::Pseudo,
+            "system" => Clock::System,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "`clock` is \"pseudo\" or \"system\", not {other:?}"
+                )))
+            }
+        };
+        config.late = match late {
+            "reject" => LatePolicy::Reject,
+            "at_watermark" => LatePolicy::AtWatermark,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "`late` is \"reject\" or \"at_watermark\", not {other:?}"
+                )))
+            }
+        };
+        Ok(SessionOptions { config })
+    }
+}
+
+/// The engine session and what the bindings keep beside it.
+struct Inner {
+    session: nudge::Session<PyHost>,
+    /// Facts named by `ref`, for `modify`, `retract` and replays.
+    refs: HashMap<String, FactId>,
+}
+
+/// Why a batch stopped, computed without the GIL.
+enum Stop {
+    Session(SessionError),
+    Fact(FactError),
+    NoRef(String),
+    Value(String),
+    Callback(PyErr),
+}
+
+impl Stop {
+    fn into_py(self, py: Python<'_>) -> PyErr {
+        match self {
+            Stop::Session(e) => errors::session_error(py, &e),
+            Stop::Fact(e) => errors::fact_error(py, &e),
+            Stop::NoRef(name) => errors::new(
+                py,
+                "NoSuchFactError",
+                format!("no fact has the ref `{name}`"),
+            ),
+            Stop::Value(m) => PyValueError::new_err(m),
+            Stop::Callback(e) => e,
+        }
+    }
+}
+
+/// A fact named by its id or by its ref.
+enum Target {
+    Id(FactId),
+    Ref(String),
+}
+
+/// How far a replay's `advance` goes.
+enum Advance {
+    To(Timestamp),
+    By(Duration),
+}
+
+/// One operation of a batch, converted from Python.
+enum Op {
+    Insert {
+        ty: TypeId,
+        values: Vec<Value>,
+        name: Option<String>,
+        /// Retract the fact once its rules have fired (`run(retract=True)`).
+        transient: bool,
+    },
+    Modify {
+        target: Target,
+        changes: Vec<(nudge::FieldId, Value)>,
+    },
+    Retract(Target),
+    Advance(Advance),
+}
+
+/// One operation with the time to move the clock to first.
+struct Step {
+    at: Option<Timestamp>,
+    op: Op,
+}
+
+/// A small number per thread, to tell which thread holds a session.
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local!(static TOKEN: u64 = NEXT.fetch_add(1, Ordering::Relaxed));
+    TOKEN.with(|t| *t)
+}
+
+/// A fact id from the number Python holds.
+fn fact_id(n: u64) -> Option<FactId> {
+    // `FactId` has no public constructor; its serde form is its two halves.
+    let fields = [("index", n as u32), ("generation", (n >> 32) as u32)];
+    let de =
+        serde::de::value::MapDeserializer::<_, serde::de::value::Error>::new(fields.into_iter());
+    let id = FactId::deserialize(de).ok()?;
+    (id.as_u64() == n).then_some(id)
+}
+
+fn target(obj: &Bound<'_, PyAny>) -> PyResult<Target> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Target::Ref(s.to_cow()?.into_owned()));
+    }
+    if obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<PyBool>() {
+        let n: i128 = obj.extract()?;
+        return u64::try_from(n)
+            .ok()
+            .and_then(fact_id)
+            .map(Target::Id)
+            .ok_or_else(|| {
+                errors::new(
+                    obj.py(),
+                    "NoSuchFactError",
+                    format!("fact {n} does not exist"),
+                )
+            });
+    }
+    Err(PyTypeError::new_err(format!(
+        "a fact is named by its id (int) or its ref (str), not {}",
+        show(obj)
+    )))
+}
+
+impl Inner {
+    fn resolve(&self, t: &Target) -> Result<FactId, Stop> {
+        match t {
+            Target::Id(id) => Ok(*id),
+            Target::Ref(name) => self
+                .refs
+                .get(name)
+                .copied()
+                .ok_or_else(|| Stop::NoRef(name.clone())),
+        }
+    }
+
+    /// Moves the clock to `t` if it is ahead (replays never move it back).
+    fn clock_to(&mut self, t: Timestamp) -> Result<(), Stop> {
+        if t > self.session.now() {
+            self.session.advance_to(t).map_err(Stop::Session)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, rules: &nudge::Ruleset, step: Step) -> Result<(), Stop> {
+        if let Some(at) = step.at {
+            self.clock_to(at)?;
+        }
+        match step.op {
+            Op::Insert {
+                ty,
+                values,
+                name,
+                transient,
+            } => {
+                // Replaying history: the clock follows the events' own times.
+                let schema = rules.network().rules().schema();
+                if let Some(f) = schema.get(ty).time() {
+                    if let Some(Value::Timestamp(at)) = values.get(f.index()) {
+                        self.clock_to(*at)?;
+                    }
+                }
+                let id = self.session.insert(ty, values).map_err(Stop::Fact)?;
+                if let Some(name) = name {
+                    self.refs.insert(name, id);
+                }
+                self.session.fire().map_err(Stop::Session)?;
+                if transient {
+                    // A rule may have retracted it already.
+                    let _ = self.session.retract(id);
+                }
+                Ok(())
+            }
+            Op::Modify { target, changes } => {
+                let id = self.resolve(&target)?;
+                self.session.modify(id, &changes).map_err(Stop::Fact)?;
+                self.session.fire().map_err(Stop::Session).map(drop)
+            }
+            Op::Retract(target) => {
+                let id = self.resolve(&target)?;
+                self.session.retract(id).map_err(Stop::Fact)?;
+                if let Target::Ref(name) = target {
+                    self.refs.remove(&name);
+                }
+                self.session.fire().map_err(Stop::Session).map(drop)
+            }
+            Op::Advance(Advance::To(t)) => self.clock_to(t),
+            Op::Advance(Advance::By(d)) => {
+                let t = self
+                    .session
+                    .now()
+                    .checked_add(d)
+                    .ok_or_else(|| Stop::Value("`advance` goes past the end of time".into()))?;
+                self.clock_to(t)
+            }
+        }
+    }
+
+    /// Moves the decisions the engine holds to `out`.
+    fn drain(&mut self, rules: &nudge::Ruleset, out: &mut Vec<Decision>) {
+        let ir = rules.network().rules();
+        out.extend(self.session.decisions().map(|d| Decision::from_ref(&d, ir)));
+        self.session.clear_decisions();
+    }
+
+    /// Applies `steps` in order, firing after each; stops at the first
+    /// failure, with its position counted from `first`.
+    fn run_steps(
+        &mut self,
+        rules: &nudge::Ruleset,
+        steps: Vec<Step>,
+        first: usize,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), (usize, Stop)> {
+        for (k, step) in steps.into_iter().enumerate() {
+            let result = self.apply(rules, step);
+            let failure = self.session.host().take_failure();
+            self.drain(rules, out);
+            if let Some(f) = failure {
+                return Err((first + k, Stop::Callback(f.0)));
+            }
+            result.map_err(|e| (first + k, e))?;
+        }
+        Ok(())
+    }
+
+    /// Runs one engine call, then collects its decisions and any failure of
+    /// a callable.
+    fn call<T>(
+        &mut self,
+        rules: &nudge::Ruleset,
+        f: impl FnOnce(&mut nudge::Session<PyHost>) -> Result<T, Stop>,
+    ) -> (Result<T, Stop>, Vec<Decision>) {
+        let result = f(&mut self.session);
+        let failure = self.session.host().take_failure();
+        let mut out = Vec::new();
+        self.drain(rules, &mut out);
+        match failure {
+            Some(f) => (Err(Stop::Callback(f.0)), out),
+            None => (result, out),
+        }
+    }
+}
+
+/// The session's mutex, held; clears the owner on release.
+struct Locked<'a> {
+    guard: MutexGuard<'a, Inner>,
+    owner: &'a AtomicU64,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.owner.store(0, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.guard
+    }
+}
+
+/// A working memory, a clock and a host over a :class:`Ruleset`: facts and
+/// events go in, decisions come out.
+///
+/// Make one with ``ruleset.session(...)`` (or ``Session(ruleset, ...)``).
+/// Any thread may use a session, one call at a time (calls from several
+/// threads wait for each other); batch calls and firing run without the GIL.
+#[pyclass(frozen, module = "nudge._native", name = "Session")]
+pub(crate) struct Session {
+    ruleset: Py<Ruleset>,
+    rules: nudge::Ruleset,
+    inner: Mutex<Inner>,
+    owner: AtomicU64,
+}
+
+impl Session {
+    pub(crate) fn create(ruleset: Py<Ruleset>, options: SessionOptions) -> Session {
+        let rules = ruleset.get().inner.clone();
+        let host = PyHost::new(rules.network().clone(), rules.declarations());
+        let session = nudge::Session::with_config(rules.network().clone(), host, options.config);
+        Session::wrap(ruleset, rules, session)
+    }
+
+    fn wrap(
+        ruleset: Py<Ruleset>,
+        rules: nudge::Ruleset,
+        session: nudge::Session<PyHost>,
+    ) -> Session {
+        Session {
+            ruleset,
+            rules,
+            inner: Mutex::new(Inner {
+                session,
+                refs: HashMap::new(),
+            }),
+            owner: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self, py: Python<'_>) -> PyResult<Locked<'_>> {
+        let me = thread_token();
+        let guard = match self.inner.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::WouldBlock) => {
+                if self.owner.load(Ordering::Acquire) == me {
+                    return Err(errors::new(
+                        py,
+                        "SessionError",
+                        "a callback cannot use the session that is calling it; \
+                         record what it needs and act after the call returns",
+                    ));
+                }
+                self.inner.lock_py_attached(py).map_err(|_| poisoned(py))?
+            }
+            Err(TryLockError::Poisoned(_)) => return Err(poisoned(py)),
+        };
+        self.owner.store(me, Ordering::Release);
+        Ok(Locked {
+            guard,
+            owner: &self.owner,
+        })
+    }
+
+    /// Raises `stop` with `decisions` attached, or returns the decisions.
+    fn finish<'py>(
+        py: Python<'py>,
+        result: Result<(), (Option<usize>, Stop)>,
+        decisions: Vec<Decision>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let list = decision_list(py, decisions)?;
+        match result {
+            Ok(()) => Ok(list),
+            Err((index, stop)) => Err(errors::annotate(py, stop.into_py(py), Some(list), index)),
+        }
+    }
+
+    fn type_of(&self, name: &Bound<'_, PyAny>) -> PyResult<TypeId> {
+        let s = name.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!("a fact type is named by a str, not {}", show(name)))
+        })?;
+        let s = s.to_cow()?;
+        self.rules.type_id(&s).ok_or_else(|| {
+            let schema = self.rules.network().rules().schema();
+            let names: Vec<&str> = schema.types().iter().map(|t| t.name()).collect();
+            PyValueError::new_err(format!(
+                "unknown fact type `{s}`; the rules declare {}",
+                names.join(", ")
+            ))
+        })
+    }
+
+    /// The type and values of a fact given as a type name and its fields.
+    fn fact_input(
+        &self,
+        ty: &Bound<'_, PyAny>,
+        fields: &Bound<'_, PyAny>,
+        strings: Option<&mut Strings>,
+    ) -> PyResult<(TypeId, Vec<Value>)> {
+        let id = self.type_of(ty)?;
+        let t = self.rules.network().rules().schema().get(id);
+        let dict = fields_dict(fields, t.name())?;
+        let names = &self.ruleset.get().field_names[id.index()];
+        Ok((id, fact_values(&dict, t, names, strings)?))
+    }
+
+    /// A replay operation from its dict.
+    fn step(&self, py: Python<'_>, inner: &Inner, op: &Bound<'_, PyAny>) -> PyResult<Step> {
+        let op = op.cast::<PyDict>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "a replay operation is a dict such as {{\"insert\": type, \"fields\": {{...}}}}, not {}",
+                show(op)
+            ))
+        })?;
+        let at = match op.get_item("at")? {
+            Some(a) if !a.is_none() => Some(convert::timestamp(&a, &"`at`".to_string())?),
+            _ => None,
+        };
+        let fields = op.get_item("fields")?;
+        let op = if let Some(to) = op.get_item("advance")? {
+            Op::Advance(advance(&to)?)
+        } else if let Some(ty) = op.get_item("insert")? {
+            let empty = PyDict::new(py).into_any();
+            let (ty, values) = self.fact_input(&ty, fields.as_ref().unwrap_or(&empty), None)?;
+            let name = match op.get_item("ref")? {
+                Some(r) if !r.is_none() => Some(
+                    r.cast::<PyString>()
+                        .map_err(|_| PyTypeError::new_err("`ref` is a str"))?
+                        .to_cow()?
+                        .into_owned(),
+                ),
+                _ => None,
+            };
+            Op::Insert {
+                ty,
+                values,
+                name,
+                transient: false,
+            }
+        } else if let Some(t) = op.get_item("modify")? {
+            let target = target(&t)?;
+            let changes = match &fields {
+                Some(f) => self.changes_for(py, inner, &target, f)?,
+                None => Vec::new(),
+            };
+            Op::Modify { target, changes }
+        } else if let Some(t) = op.get_item("retract")? {
+            Op::Retract(target(&t)?)
+        } else {
+            return Err(PyValueError::new_err(
+                "a replay operation needs `insert`, `modify`, `retract` or `advance`",
+            ));
+        };
+        Ok(Step { at, op })
+    }
+
+    /// Field changes for the fact `target`, checked against its type.
+    fn changes_for(
+        &self,
+        py: Python<'_>,
+        inner: &Inner,
+        target: &Target,
+        fields: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<(nudge::FieldId, Value)>> {
+        let id = inner.resolve(target).map_err(|s| s.into_py(py))?;
+        let Some((ty, _)) = inner.session.fact(id) else {
+            return Err(errors::fact_error(py, &FactError::NoSuchFact(id)));
+        };
+        let t = self.rules.network().rules().schema().get(ty);
+        let dict = fields.cast::<PyDict>().map_err(|_| {
+            PyTypeError::new_err(format!("`fields` is a dict, not {}", show(fields)))
+        })?;
+        field_changes(dict, t)
+    }
+
+    /// Runs the engine part of a batch without the GIL.
+    fn run_chunk(
+        &self,
+        py: Python<'_>,
+        inner: &mut Inner,
+        steps: Vec<Step>,
+        first: usize,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), (usize, Stop)> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let rules = &self.rules;
+        py.detach(|| inner.run_steps(rules, steps, first, out))
+    }
+
+    /// Feeds a batch: `convert` turns each item into a step (with the GIL);
+    /// steps run in chunks without it. A `Modify` needs the current type of
+    /// its fact, so `convert` sees the session as the steps before it left it.
+    fn batch<'py>(
+        &self,
+        py: Python<'py>,
+        items: &Bound<'py, PyAny>,
+        mut convert: impl FnMut(&Inner, &Bound<'py, PyAny>) -> PyResult<Step>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut guard = self.lock(py)?;
+        let inner: &mut Inner = &mut guard;
+        let made = PyList::empty(py);
+        let mut steps = Vec::with_capacity(CHUNK);
+        let mut first = 0;
+        let iter = items.try_iter().map_err(|e| {
+            if e.is_instance_of::<PyTypeError>(py) {
+                PyTypeError::new_err(format!("a batch is an iterable, not {}", show(items)))
+            } else {
+                e
+            }
+        })?;
+        // Runs the steps so far; the error to raise if they stopped.
+        let run = |inner: &mut Inner, steps: &mut Vec<Step>, first: usize| {
+            let ready = std::mem::replace(steps, Vec::with_capacity(CHUNK));
+            let mut out = Vec::new();
+            let result = self.run_chunk(py, inner, ready, first, &mut out);
+            for d in out {
+                made.append(new_decision(py, d)?)?;
+            }
+            match result {
+                Ok(()) => Ok(()),
+                Err((k, s)) => Err(errors::annotate(
+                    py,
+                    s.into_py(py),
+                    Some(made.clone()),
+                    Some(k),
+                )),
+            }
+        };
+        for (i, item) in iter.enumerate() {
+            if let Ok(item) = &item {
+                if is_modify(item) && !steps.is_empty() {
+                    // Its fact may come from a step not yet run.
+                    run(inner, &mut steps, first)?;
+                    first = i;
+                }
+            }
+            match item.and_then(|item| convert(inner, &item)) {
+                Ok(step) => steps.push(step),
+                Err(e) => {
+                    // The items before the failing one take effect.
+                    run(inner, &mut steps, first)?;
+                    return Err(errors::annotate(py, e, Some(made.clone()), Some(i)));
+                }
+            }
+            if steps.len() == CHUNK {
+                run(inner, &mut steps, first)?;
+                first = i + 1;
+                py.check_signals()
+                    .map_err(|e| errors::annotate(py, e, Some(made.clone()), Some(first)))?;
+            }
+        }
+        run(inner, &mut steps, first)?;
+        Ok(made)
+    }
+}
+
+fn is_modify(item: &Bound<'_, PyAny>) -> bool {
+    item.cast::<PyDict>()
+        .ok()
+        .and_then(|d| d.get_item("modify").ok().flatten())
+        .is_some()
+}
+
+fn poisoned(py: Python<'_>) -> PyErr {
+    errors::new(
+        py,
+        "SessionError",
+        "the session is unusable: an internal error stopped it in the middle of a call",
+    )
+}
+
+/// A replay's `advance`: a time, or a duration from now.
+fn advance(to: &Bound<'_, PyAny>) -> PyResult<Advance> {
+    let place = "`advance`".to_string();
+    if let Ok(s) = to.cast::<PyString>() {
+        let s = s.to_cow()?;
+        if let Ok(t) = s.parse::<Timestamp>() {
+            return Ok(Advance::To(t));
+        }
+        return s.parse::<Duration>().map(Advance::By).map_err(|_| {
+            PyValueError::new_err(format!("`advance`: `{s}` is neither a time nor a duration"))
+        });
+    }
+    if to.is_instance_of::<pyo3::types::PyDelta>() {
+        return convert::duration(to, &place).map(Advance::By);
+    }
+    convert::timestamp(to, &place).map(Advance::To)
+}
+
+#[pymethods]
+impl Session {
+    /// The same as ``ruleset.session(...)``.
+    #[new]
+    #[pyo3(signature = (ruleset, *, lateness = None, clock = "pseudo", late = "reject", max_firings = 100_000))]
+    fn py_new(
+        ruleset: Py<Ruleset>,
+        lateness: Option<&Bound<'_, PyAny>>,
+        clock: &str,
+        late: &str,
+        max_firings: usize,
+    ) -> PyResult<Session> {
+        let options = SessionOptions::parse(lateness, clock, late, max_firings)?;
+        Ok(Session::create(ruleset, options))
+    }
+
+    /// The ruleset the session runs.
+    #[getter]
+    fn ruleset(&self, py: Python<'_>) -> Py<Ruleset> {
+        self.ruleset.clone_ref(py)
+    }
+
+    /// Inserts a fact or event of type ``type_name`` and returns its id.
+    ///
+    /// ``fields`` is a dict of field values, a dataclass instance, a
+    /// pydantic model, a named tuple or any mapping. Optional fields may be
+    /// left out. ``ref`` names the fact for ``modify``, ``retract`` and
+    /// ``replay``. Rules do not fire until ``fire`` (or a clock move).
+    ///
+    /// Raises ``TypeError``/``ValueError`` for fields that do not fit the
+    /// type (the session is unchanged), ``LateEventError`` for an event
+    /// older than the watermark.
+    #[pyo3(signature = (type_name, fields, r#ref = None))]
+    fn insert(
+        &self,
+        py: Python<'_>,
+        type_name: &Bound<'_, PyAny>,
+        fields: &Bound<'_, PyAny>,
+        r#ref: Option<String>,
+    ) -> PyResult<u64> {
+        let (ty, values) = self.fact_input(type_name, fields, None)?;
+        let mut inner = self.lock(py)?;
+        let id = inner
+            .session
+            .insert(ty, values)
+            .map_err(|e| errors::fact_error(py, &e))?;
+        if let Some(name) = r#ref {
+            inner.refs.insert(name, id);
+        }
+        match inner.session.host().take_failure() {
+            // The fact is in: matching went on as if the callable answered
+            // None. Its id travels with the error.
+            Some(f) => {
+                errors::set_attr(py, &f.0, "fact_id", id.as_u64());
+                Err(f.0)
+            }
+            None => Ok(id.as_u64()),
+        }
+    }
+
+    /// Inserts many facts of one type; returns their ids. Nothing fires.
+    ///
+    /// Items are converted in chunks, each inserted without the GIL. On an
+    /// error, the items before the failing one are inserted, and the
+    /// exception's ``index`` is the failing item's position.
+    fn insert_many(
+        &self,
+        py: Python<'_>,
+        type_name: &Bound<'_, PyAny>,
+        items: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<u64>> {
+        let ty = self.type_of(type_name)?;
+        let t = self.rules.network().rules().schema().get(ty);
+        let names = &self.ruleset.get().field_names[ty.index()];
+        let mut guard = self.lock(py)?;
+        let inner: &mut Inner = &mut guard;
+        let mut ids = Vec::new();
+        let mut chunk: Vec<Vec<Value>> = Vec::with_capacity(CHUNK);
+        let flush = |inner: &mut Inner, chunk: Vec<Vec<Value>>, ids: &mut Vec<u64>| {
+            py.detach(|| {
+                for values in chunk {
+                    let result = inner.session.insert(ty, values);
+                    let failure = inner.session.host().take_failure();
+                    if let Ok(id) = result {
+                        ids.push(id.as_u64());
+                    }
+                    let index = ids.len() - usize::from(result.is_ok());
+                    if let Some(f) = failure {
+                        return Err((index, Stop::Callback(f.0)));
+                    }
+                    result.map_err(|e| (index, Stop::Fact(e)))?;
+                }
+                Ok(())
+            })
+            .map_err(|(index, stop)| errors::annotate(py, stop.into_py(py), None, Some(index)))
+        };
+        let mut strings = Strings::default();
+        let iter = items.try_iter()?;
+        for (i, item) in iter.enumerate() {
+            let values = item.and_then(|item| {
+                fact_values(&fields_dict(&item, t.name())?, t, names, Some(&mut strings))
+            });
+            match values {
+                Ok(v) => chunk.push(v),
+                Err(e) => {
+                    // The items before the failing one are inserted.
+                    flush(inner, std::mem::take(&mut chunk), &mut ids)?;
+                    return Err(errors::annotate(py, e, None, Some(i)));
+                }
+            }
+            if chunk.len() == CHUNK {
+                let ready = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                flush(inner, ready, &mut ids)?;
+                py.check_signals()?;
+            }
+        }
+        flush(inner, chunk, &mut ids)?;
+        Ok(ids)
+    }
+
+    /// Changes fields of a fact (by id or ref), keeping its identity: its
+    /// matches are made again with the new values. Give the changes as a
+    /// dict, as keywords, or both. Rules do not fire until ``fire``.
+    #[pyo3(signature = (fact, changes = None, /, **fields))]
+    fn modify(
+        &self,
+        py: Python<'_>,
+        fact: &Bound<'_, PyAny>,
+        changes: Option<&Bound<'_, PyAny>>,
+        fields: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let target = target(fact)?;
+        let all = PyDict::new(py);
+        if let Some(c) = changes {
+            let c = c.cast::<PyDict>().map_err(|_| {
+                PyTypeError::new_err(format!("changes are a dict of fields, not {}", show(c)))
+            })?;
+            all.update(c.as_mapping())?;
+        }
+        if let Some(f) = fields {
+            all.update(f.as_mapping())?;
+        }
+        let mut inner = self.lock(py)?;
+        let changes = self.changes_for(py, &inner, &target, all.as_any())?;
+        let id = inner.resolve(&target).map_err(|s| s.into_py(py))?;
+        let (result, _) = inner.call(&self.rules, |s| s.modify(id, &changes).map_err(Stop::Fact));
+        result.map_err(|s| s.into_py(py))
+    }
+
+    /// Removes a fact (by id or ref), with every match it took part in.
+    fn retract(&self, py: Python<'_>, fact: &Bound<'_, PyAny>) -> PyResult<()> {
+        let target = target(fact)?;
+        let mut inner = self.lock(py)?;
+        let id = inner.resolve(&target).map_err(|s| s.into_py(py))?;
+        let (result, _) = inner.call(&self.rules, |s| s.retract(id).map_err(Stop::Fact));
+        result.map_err(|s| s.into_py(py))?;
+        if let Target::Ref(name) = target {
+            inner.refs.remove(&name);
+        }
+        Ok(())
+    }
+
+    /// Fires the rules whose conditions hold, in conflict-resolution order,
+    /// and returns the decisions made (the session no longer holds them).
+    /// On the system clock, first moves the clock to the system time.
+    fn fire<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let mut guard = self.lock(py)?;
+        let inner: &mut Inner = &mut guard;
+        let (result, decisions) =
+            py.detach(|| inner.call(&self.rules, |s| s.fire().map_err(Stop::Session)));
+        Self::finish(py, result.map(drop).map_err(|s| (None, s)), decisions)
+    }
+
+    /// Moves the clock to ``when`` (a ``datetime``, milliseconds since the
+    /// epoch, or RFC 3339 text), firing on the way, at its own instant,
+    /// every timer that falls due (absences, windows, delayed actions).
+    /// Returns the decisions made. The clock never goes back: an earlier
+    /// time raises ``ClockError``.
+    fn advance_to<'py>(
+        &self,
+        py: Python<'py>,
+        when: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let t = convert::timestamp(when, &"the time to advance to".to_string())?;
+        let mut guard = self.lock(py)?;
+        let inner: &mut Inner = &mut guard;
+        let (result, decisions) =
+            py.detach(|| inner.call(&self.rules, |s| s.advance_to(t).map_err(Stop::Session)));
+        Self::finish(py, result.map(drop).map_err(|s| (None, s)), decisions)
+    }
+
+    /// Moves the clock forward by ``delta`` (a ``timedelta``, a literal such
+    /// as ``"30m"``, or milliseconds); see ``advance_to``.
+    fn advance_by<'py>(
+        &self,
+        py: Python<'py>,
+        delta: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let d = convert::duration(delta, &"the time to advance by".to_string())?;
+        let mut guard = self.lock(py)?;
+        let inner: &mut Inner = &mut guard;
+        let (result, decisions) =
+            py.detach(|| inner.call(&self.rules, |s| s.advance_by(d).map_err(Stop::Session)));
+        Self::finish(py, result.map(drop).map_err(|s| (None, s)), decisions)
+    }
+
+    /// The session clock, what ``now()`` reads in rules (an aware
+    /// ``datetime`` in UTC). A new session's pseudo clock is at the epoch.
+    #[getter]
+    fn now<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let t = self.lock(py)?.session.now();
+        convert::datetime(py, t)
+    }
+
+    /// The clock less the lateness: windows close and absences are decided
+    /// on it.
+    #[getter]
+    fn watermark<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let t = self.lock(py)?.session.watermark();
+        convert::datetime(py, t)
+    }
+
+    /// Feeds events and returns the decisions made: for each
+    /// ``(type_name, fields)``, the clock moves to the event's time (if its
+    /// type has a ``time`` field and the time is ahead), the event is
+    /// inserted, and the rules fire. With ``retract=True`` each event is
+    /// retracted once its rules have fired (a stream of transient events).
+    ///
+    /// Items are converted in chunks, each run without the GIL. On an error
+    /// the items before the failing one took effect; the exception carries
+    /// ``index`` and the ``decisions`` made before it.
+    #[pyo3(signature = (events, *, retract = false))]
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        events: &Bound<'py, PyAny>,
+        retract: bool,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut strings = Strings::default();
+        self.batch(py, events, |_, item| {
+            let (ty, fields) = item
+                .extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>()
+                .map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "an event is a (type_name, fields) pair, not {}",
+                        show(item)
+                    ))
+                })?;
+            let (ty, values) = self.fact_input(&ty, &fields, Some(&mut strings))?;
+            Ok(Step {
+                at: None,
+                op: Op::Insert {
+                    ty,
+                    values,
+                    name: None,
+                    transient: retract,
+                },
+            })
+        })
+    }
+
+    /// Replays operations, as ``nudge replay`` does with JSON lines, and
+    /// returns the decisions made. Each operation is a dict:
+    ///
+    /// - ``{"insert": type, "fields": {...}, "ref": name}``: the clock first
+    ///   moves to the event's time, if its type has a ``time`` field;
+    /// - ``{"modify": ref_or_id, "fields": {...}}``;
+    /// - ``{"retract": ref_or_id}``;
+    /// - ``{"advance": time_or_duration}`` (``"2026-11-22T11:00:00Z"``,
+    ///   ``"30m"``, a ``datetime`` or a ``timedelta``).
+    ///
+    /// Any operation may carry ``"at"``, a time to move the clock to first.
+    /// Rules fire after every operation; the clock never moves back.
+    /// Converted in chunks, each run without the GIL; on an error the
+    /// operations before the failing one took effect, and the exception
+    /// carries ``index`` and the ``decisions`` made before it.
+    fn replay<'py>(
+        &self,
+        py: Python<'py>,
+        ops: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        self.batch(py, ops, |inner, item| self.step(py, inner, item))
+    }
+
+    /// The session's state as bytes: working memory (with the same ids),
+    /// the clock, pending activations, delayed actions and counters.
+    /// Registered callables, audiences and refs are not part of it.
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let mut guard = self.lock(py)?;
+        let inner: &mut Inner = &mut guard;
+        let session = &mut inner.session;
+        let bytes = py.detach(move || session.snapshot());
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// A session restored from ``snapshot()`` bytes over the same rules: it
+    /// continues exactly as the original would have. Register callables and
+    /// load audiences again. Raises ``SnapshotError`` for bytes that are not
+    /// a snapshot of a session over these rules.
+    #[staticmethod]
+    fn restore(py: Python<'_>, ruleset: Py<Ruleset>, data: &[u8]) -> PyResult<Session> {
+        let rules = ruleset.get().inner.clone();
+        let host = PyHost::new(rules.network().clone(), rules.declarations());
+        let net = rules.network().clone();
+        let data = data.to_vec();
+        let restored = py.detach(move || nudge::Session::restore(net, host, &data));
+        match restored {
+            Ok(session) => Ok(Session::wrap(ruleset, rules, session)),
+            Err(e) => Err(errors::snapshot_error(py, &e)),
+        }
+    }
+
+    /// The type name and fields of a live fact (by id or ref), or ``None``.
+    fn fact<'py>(
+        &self,
+        py: Python<'py>,
+        fact: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<(String, Bound<'py, PyDict>)>> {
+        let target = target(fact)?;
+        let inner = self.lock(py)?;
+        let Ok(id) = inner.resolve(&target) else {
+            return Ok(None);
+        };
+        match inner.session.fact(id) {
+            Some((ty, values)) => Ok(Some(self.describe(py, ty, values)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The live facts and events, as ``(id, type_name, fields)``; only those
+    /// of type ``type_name`` if given.
+    #[pyo3(signature = (type_name = None))]
+    fn facts<'py>(
+        &self,
+        py: Python<'py>,
+        type_name: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<(u64, String, Bound<'py, PyDict>)>> {
+        let only = type_name.map(|t| self.type_of(t)).transpose()?;
+        let inner = self.lock(py)?;
+        let count = self.rules.network().rules().schema().types().len();
+        let mut out = Vec::new();
+        for (id, ty, values) in inner.session.facts() {
+            // Aggregate bindings live beside the facts under their own type.
+            if ty.index() >= count || only.is_some_and(|o| o != ty) {
+                continue;
+            }
+            let (name, dict) = self.describe(py, ty, values)?;
+            out.push((id.as_u64(), name, dict));
+        }
+        Ok(out)
+    }
+
+    /// The number of live facts and events.
+    #[getter]
+    fn fact_count(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.lock(py)?.session.fact_count())
+    }
+
+    /// The work done so far: ``alpha_tests``, ``firings``,
+    /// ``late_events``, ``expired_events`` and ``timers``.
+    #[getter]
+    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.lock(py)?.session.counters();
+        let out = PyDict::new(py);
+        out.set_item("alpha_tests", c.alpha_tests)?;
+        out.set_item("firings", c.firings)?;
+        out.set_item("late_events", c.late_events)?;
+        out.set_item("expired_events", c.expired_events)?;
+        out.set_item("timers", c.timers)?;
+        Ok(out)
+    }
+
+    /// Provides host function ``name`` (declared in the rules with
+    /// ``function``): ``fn`` is called with the arguments as Python values
+    /// and answers a value of the declared result type, or ``None`` for no
+    /// answer. Until one is registered, the function answers ``None``.
+    ///
+    /// It is called while rules match and fire (it takes the GIL to run).
+    /// If it raises, or answers a value of the wrong type, the engine call
+    /// goes on as if every callable answered ``None`` from then on, and
+    /// ``CallbackError`` (with the exception as its cause) is raised when
+    /// the call returns; what the call did stands. A callable must not use
+    /// the session that calls it (it gets a ``SessionError``).
+    fn register_function(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        r#fn: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        if !r#fn.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "host function `{name}` must be callable, not {}",
+                show(r#fn)
+            )));
+        }
+        let mut inner = self.lock(py)?;
+        inner
+            .session
+            .host_mut()
+            .set_function(name, r#fn.clone().unbind())
+            .map_err(PyValueError::new_err)
+    }
+
+    /// Sets the chooser of the branches of ``action`` decisions
+    /// (``"split"`` for experiments, ``"coupon"`` for the issued/refused
+    /// outcome): ``fn`` is called with the :class:`Decision` and answers the
+    /// branch to run (``"a"``, ``"issued"``...) or ``None`` for none. The
+    /// decision records the answer in ``branch``. A chooser that raises is
+    /// handled as for ``register_function``.
+    fn register_chooser(
+        &self,
+        py: Python<'_>,
+        action: &str,
+        r#fn: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        if !r#fn.is_callable() {
+            return Err(PyTypeError::new_err(format!(
+                "the chooser of `{action}` must be callable, not {}",
+                show(r#fn)
+            )));
+        }
+        let mut inner = self.lock(py)?;
+        inner
+            .session
+            .host_mut()
+            .set_chooser(action, r#fn.clone().unbind());
+        Ok(())
+    }
+
+    /// Replaces the members of audience ``name`` (one the rules declare
+    /// without a definition) with ``ids``, an iterable of user ids (``str``
+    /// or ``int``, compared as text: ``42`` is ``"42"``). Audiences defined
+    /// from others follow their parts.
+    ///
+    /// Membership is read when facts are matched: facts already in working
+    /// memory keep the matches they made.
+    fn set_audience(&self, py: Python<'_>, name: &str, ids: &Bound<'_, PyAny>) -> PyResult<()> {
+        let ids = member_ids(ids, name)?;
+        let mut inner = self.lock(py)?;
+        inner
+            .session
+            .host_mut()
+            .set_audience(name, &ids)
+            .map_err(PyValueError::new_err)
+    }
+
+    /// The number of members of each audience, loaded or defined.
+    #[getter]
+    fn audiences(&self, py: Python<'_>) -> PyResult<HashMap<String, u64>> {
+        let inner = self.lock(py)?;
+        Ok(inner.session.host().audience_sizes().into_iter().collect())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.ruleset)?;
+        // A session busy in a call is skipped: an edge left out only keeps
+        // objects alive longer, never frees one in use.
+        if let Ok(inner) = self.inner.try_lock() {
+            for f in inner.session.host().callables() {
+                visit.call(f)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        if let Ok(mut inner) = self.inner.try_lock() {
+            inner.session.host_mut().clear_callables();
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        match self.inner.try_lock() {
+            Ok(inner) => {
+                let n = inner.session.fact_count();
+                let s = if n == 1 { "" } else { "s" };
+                format!(
+                    "<nudge.Session: {n} fact{s}, clock at {}>",
+                    inner.session.now()
+                )
+            }
+            Err(_) => "<nudge.Session (in use)>".to_string(),
+        }
+    }
+}
+
+impl Session {
+    fn describe<'py>(
+        &self,
+        py: Python<'py>,
+        ty: TypeId,
+        values: &[Value],
+    ) -> PyResult<(String, Bound<'py, PyDict>)> {
+        let t = self.rules.network().rules().schema().get(ty);
+        let dict = PyDict::new(py);
+        for (f, v) in t.fields().iter().zip(values) {
+            dict.set_item(&*f.name, to_py(py, v)?)?;
+        }
+        Ok((t.name().to_string(), dict))
+    }
+}

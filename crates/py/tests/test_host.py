@@ -1,0 +1,294 @@
+"""The host: host functions, branch choosers and audiences as Python
+callables and sets; callables that raise."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+import nudge
+from conftest import rules_of
+
+RULES = """
+event add_to_cart { key user_id: string  amount: float }
+
+function uplift_segment(user_id: string) -> string
+function score(user_id: string, amount: float) -> float
+
+audience vip
+audience blocked
+audience loyal
+audience reachable = (vip or loyal) and not blocked
+
+experiment push_copy { arms: { a: 50%, b: 50% } }
+
+coupon c10 { value: 10.0 }
+
+rule persuadable {
+    when
+        c: add_to_cart()
+        uplift_segment(c.user_id) == "persuadable"
+    then
+        coupon(template: c10, user: c.user_id)
+}
+
+rule ab {
+    when
+        c: add_to_cart(amount > 100)
+    then
+        split(experiment: push_copy, user: c.user_id) {
+            a => message(channel: "push", template: "copy_a", user: c.user_id)
+            b => message(channel: "push", template: "copy_b", user: c.user_id)
+        }
+}
+
+rule reachable_only {
+    when
+        c: add_to_cart(user_id in audience reachable)
+    then
+        message(channel: "sms", template: "vip", user: c.user_id)
+}
+
+rule high_score {
+    when
+        c: add_to_cart()
+        score(c.user_id, c.amount) > 0.5
+    then
+        message(channel: "push", template: "score", user: c.user_id, score: score(c.user_id, c.amount))
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return nudge.compile(RULES, filename="host.nudge")
+
+
+def cart(user="u1", amount=50.0):
+    return {"user_id": user, "amount": amount}
+
+
+def test_the_ruleset_lists_what_a_host_provides(rules):
+    assert rules.functions == ["uplift_segment", "score"]
+    assert rules.audiences == ["vip", "blocked", "loyal"]
+
+
+def test_host_functions(rules):
+    s = rules.session()
+    calls = []
+
+    def uplift(user_id):
+        calls.append(user_id)
+        return "persuadable" if user_id == "u1" else "sure_thing"
+
+    s.register_function("uplift_segment", uplift)
+    s.register_function("score", lambda user, amount: amount / 100)
+    s.insert("add_to_cart", cart("u1", 80.0))
+    s.insert("add_to_cart", cart("u2", 20.0))
+    ds = s.fire()
+    assert sorted(rules_of(ds)) == ["high_score", "persuadable"]
+    [scored] = [d for d in ds if d.rule == "high_score"]
+    assert scored.args["score"] == 0.8
+    assert set(calls) == {"u1", "u2"}
+
+
+def test_an_unregistered_function_answers_none(rules):
+    s = rules.session()
+    s.insert("add_to_cart", cart())
+    assert s.fire() == []
+
+
+def test_register_checks_names_and_callables(rules):
+    s = rules.session()
+    with pytest.raises(ValueError, match="declares `uplift_segment`, `score`"):
+        s.register_function("uplift", lambda u: "x")
+    with pytest.raises(TypeError):
+        s.register_function("score", 42)
+    with pytest.raises(TypeError):
+        s.register_chooser("split", "a")
+
+
+def test_a_function_that_raises(rules):
+    s = rules.session()
+
+    def uplift(user_id):
+        raise RuntimeError(f"model unavailable for {user_id}")
+
+    s.register_function("uplift_segment", uplift)
+    s.register_function("score", lambda user, amount: 0.9)
+    with pytest.raises(nudge.CallbackError) as info:
+        s.insert("add_to_cart", cart("u1"))
+    e = info.value
+    assert isinstance(e.__cause__, RuntimeError)
+    assert str(e.__cause__) == "model unavailable for u1"
+    assert e.callback == "uplift_segment" and e.kind == "function"
+    assert e.rules == ["persuadable"]
+    assert "host function `uplift_segment` (for rule `persuadable`) raised RuntimeError" in str(e)
+    # The fact went in, matched as if every callable answered None for the
+    # rest of the insert (`score` too).
+    assert s.fact(e.fact_id) == ("add_to_cart", cart("u1"))
+    assert s.fire() == []
+    # The session goes on, and a fixed function is used from then on.
+    s.register_function("uplift_segment", lambda u: "persuadable")
+    s.insert("add_to_cart", cart("u2"))
+    assert sorted(rules_of(s.fire())) == ["high_score", "persuadable"]
+
+
+def test_a_function_that_raises_while_firing(rules):
+    s = rules.session()
+    s.register_function("uplift_segment", lambda u: "no")
+    answers = iter([0.9, ValueError("boom")])
+
+    def score(user, amount):
+        a = next(answers)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    s.register_function("score", score)
+    s.insert("add_to_cart", cart("u1"))
+    with pytest.raises(nudge.CallbackError) as info:
+        s.fire()
+    e = info.value
+    assert isinstance(e.__cause__, ValueError)
+    assert e.rules == ["high_score"]
+    # The decision was made, with the failed argument as None.
+    assert [(d.rule, d.args["score"]) for d in e.decisions] == [("high_score", None)]
+    assert s.fire() == []
+
+
+def test_a_function_that_answers_the_wrong_type(rules):
+    s = rules.session()
+    s.register_function("uplift_segment", lambda u: 42)
+    with pytest.raises(nudge.CallbackError) as info:
+        s.run([("add_to_cart", cart()), ("add_to_cart", cart("u2"))])
+    e = info.value
+    assert isinstance(e.__cause__, TypeError)
+    assert "the result of host function `uplift_segment` is string: got int 42" in str(e.__cause__)
+    assert e.index == 0
+    assert s.fact_count == 1, "the run stopped after the item whose callable failed"
+
+
+def test_a_chooser_picks_the_branch(rules):
+    s = rules.session()
+    seen = []
+
+    def choose(decision):
+        seen.append(decision)
+        return "a" if decision.args["user"] == "u1" else "b"
+
+    s.register_chooser("split", choose)
+    s.run([("add_to_cart", cart("u1", 200.0)), ("add_to_cart", cart("u2", 200.0))])
+    ds = s.run([("add_to_cart", cart("u3", 200.0))])
+    assert [(d.action, d.branch, d.args.get("template")) for d in ds] == [
+        ("split", "b", None),
+        ("message", None, "copy_b"),
+    ]
+    assert seen[0].args == {"experiment": "push_copy", "user": "u1"}
+    assert seen[0].branch is None
+
+
+def test_without_a_chooser_no_branch_runs(rules):
+    s = rules.session()
+    s.insert("add_to_cart", cart("u1", 200.0))
+    [d] = s.fire()
+    assert (d.action, d.branch) == ("split", None)
+
+
+def test_a_chooser_that_raises_or_answers_nonsense(rules):
+    s = rules.session()
+    s.register_chooser("split", lambda d: {}["missing"])
+    s.insert("add_to_cart", cart("u1", 200.0))
+    with pytest.raises(nudge.CallbackError) as info:
+        s.fire()
+    e = info.value
+    assert isinstance(e.__cause__, KeyError)
+    assert (e.callback, e.kind, e.rules) == ("split", "chooser", ["ab"])
+    assert [(d.action, d.branch) for d in e.decisions] == [("split", None)]
+    s.register_chooser("split", lambda d: 1)
+    s.insert("add_to_cart", cart("u2", 200.0))
+    with pytest.raises(nudge.CallbackError) as info:
+        s.fire()
+    assert isinstance(info.value.__cause__, TypeError)
+    s.register_chooser("split", lambda d: "nonexistent_arm")
+    s.insert("add_to_cart", cart("u3", 200.0))
+    [d] = s.fire()
+    assert d.branch == "nonexistent_arm", "an unknown arm is recorded and runs nothing"
+
+
+def test_a_callback_cannot_reenter_its_session(rules):
+    s = rules.session()
+    s.register_function("uplift_segment", lambda u: s.fact_count)
+    with pytest.raises(nudge.CallbackError) as info:
+        s.insert("add_to_cart", cart())
+    assert isinstance(info.value.__cause__, nudge.SessionError)
+    assert "cannot use the session that is calling it" in str(info.value.__cause__)
+    # Another session may be used from a callback.
+    other = rules.session()
+    s.register_function("uplift_segment", lambda u: "x" * other.fact_count)
+    s.insert("add_to_cart", cart())
+
+
+def test_audiences(rules):
+    s = rules.session()
+    s.set_audience("vip", ["u1", "u2"])
+    s.set_audience("loyal", iter(["u3", 4]))
+    s.set_audience("blocked", {"u2"})
+    # reachable = (vip or loyal) and not blocked
+    assert s.audiences == {"vip": 2, "blocked": 1, "loyal": 2, "reachable": 3}
+    ds = s.run([("add_to_cart", cart(u)) for u in ["u1", "u2", "u3", "u4", "4"]])
+    assert [d.args["user"] for d in ds if d.rule == "reachable_only"] == ["u1", "u3", "4"]
+    # Replacing an audience affects facts matched from then on.
+    s.set_audience("blocked", [])
+    assert s.audiences["reachable"] == 4
+    ds = s.run([("add_to_cart", cart("u2"))])
+    assert rules_of(ds) == ["reachable_only"]
+
+
+def test_audiences_hold_ids_as_text():
+    rules = nudge.compile(
+        "event visit { key user: int }\n"
+        "audience vip\n"
+        "rule r { when v: visit(user in audience vip) then message(channel: \"c\", template: \"t\", user: \"x\") }\n"
+    )
+    s = rules.session()
+    s.set_audience("vip", ["42", 7])
+    ds = s.run([("visit", {"user": u}) for u in (42, 7, 8, -42)])
+    assert [s.fact(d.facts[0])[1]["user"] for d in ds] == [42, 7]
+
+
+def test_audience_mistakes(rules):
+    s = rules.session()
+    with pytest.raises(ValueError, match="defined from other audiences"):
+        s.set_audience("reachable", ["u1"])
+    with pytest.raises(ValueError, match="no audience `vips`"):
+        s.set_audience("vips", ["u1"])
+    with pytest.raises(TypeError, match="user ids"):
+        s.set_audience("vip", ["u1", 1.5])
+    with pytest.raises(TypeError, match="user ids"):
+        s.set_audience("vip", [True])
+    with pytest.raises(TypeError):
+        s.set_audience("vip", 42)
+    assert s.audiences["vip"] == 0, "a refused audience leaves the old one"
+
+
+def test_a_cycle_through_a_callable_is_collected(rules):
+    freed = []
+
+    class Model:
+        def __init__(self, session):
+            self.session = session
+
+        def __call__(self, user_id):
+            return "persuadable"
+
+        def __del__(self):
+            freed.append(True)
+
+    s = rules.session()
+    s.register_function("uplift_segment", Model(s))
+    s.register_chooser("split", Model(s))
+    del s
+    gc.collect()
+    assert freed == [True, True]
