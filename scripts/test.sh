@@ -18,6 +18,20 @@ cargo fmt --all -- --check
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "services the tests start"
+# The state store's Redis scripts are checked against a private redis-server
+# that the test starts on a loopback port.
+if ! command -v redis-server >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    else
+        echo "error: redis-server is not installed (apt-get install redis-server)" >&2
+        exit 1
+    fi
+fi
+redis-server --version
+
 step "tests"
 cargo test --workspace --locked
 
