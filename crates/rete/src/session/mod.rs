@@ -821,7 +821,7 @@ impl<H: Host> State<H> {
             first_token: NONE,
         });
         self.schedule_expiry(net, id);
-        self.assert_fact(net, id);
+        self.assert_fact(net, id, true);
         id
     }
 
@@ -861,21 +861,25 @@ impl<H: Host> State<H> {
         self.alpha_found = found;
     }
 
-    fn assert_fact(&mut self, net: &Network, id: FactId) {
+    /// Runs a fact through the network. `fresh`: it was just inserted, so
+    /// it is within every window (an event older than the watermark is
+    /// refused or moved before it gets here); a modified or restored event
+    /// may have left some.
+    fn assert_fact(&mut self, net: &Network, id: FactId, fresh: bool) {
         self.alpha_memories(net, id);
         let found = std::mem::take(&mut self.alpha_found);
         for &m in &found {
             for &n in &net.alpha_successors[m as usize] {
-                self.right_insert(net, n, id);
+                self.right_insert(net, n, id, fresh);
             }
         }
         self.alpha_found = found;
     }
 
-    fn right_insert(&mut self, net: &Network, n: BetaId, f: FactId) {
+    fn right_insert(&mut self, net: &Network, n: BetaId, f: FactId, fresh: bool) {
         let node = &net.beta[n as usize];
         let Some(input) = input(node) else { return };
-        if let Some(h) = input.time.horizon {
+        if let (Some(h), false) = (input.time.horizon, fresh) {
             match self.facts.get(f) {
                 Some(d) if self.within(d.time, h) => {}
                 _ => return,
@@ -1758,7 +1762,7 @@ impl<H: Host> State<H> {
         if time.is_some() {
             self.schedule_expiry(net, id);
         }
-        self.assert_fact(net, id);
+        self.assert_fact(net, id, false);
         Ok(())
     }
 

@@ -360,7 +360,7 @@ impl<H: Host> Session<H> {
         order.sort_unstable();
         for (_, id) in order {
             st.schedule_expiry(&net, id);
-            st.assert_fact(&net, id);
+            st.assert_fact(&net, id, false);
         }
         // What had fired stays fired; only the saved activations wait.
         st.agenda.clear();
