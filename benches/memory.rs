@@ -1,47 +1,17 @@
 //! Memory and compile-time measurements, printed as a table:
 //! `cargo bench --bench memory`.
 //!
-//! A counting allocator measures live and peak heap bytes around each step.
+//! A counting allocator (`benches/alloc_count.rs`) measures live and peak
+//! heap bytes around each step.
 
 use nudge::{Network, Session, Value};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
+mod alloc_count;
 mod workload;
+use alloc_count::{mb, LIVE, PEAK};
 use workload::*;
-
-struct Counting;
-
-// Counting heap bytes needs a global allocator, which is unsafe to write;
-// this one only forwards to the system allocator.
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
-            PEAK.fetch_max(now, Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Relaxed);
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
-fn mb(bytes: usize) -> f64 {
-    bytes as f64 / 1_048_576.0
-}
 
 fn main() {
     println!("{:<44} {:>12} {:>12}", "step", "time", "memory");

@@ -5,154 +5,17 @@
 //! size of a snapshot and a restore of a session holding 100,000 events.
 //!
 //! `cargo bench --bench time` (add `-- --quick` for a short run). The
-//! stream is the one of `benches/memory_time.rs`: 100,000 users, one event
-//! every 10 ms of event time, each carrying its time field.
+//! rules and the stream are those of `benches/time_workload.rs`, shared
+//! with `benches/memory_time.rs`: 100,000 users, one event every 10 ms of
+//! event time, each carrying its time field.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use nudge::{NoHost, Ruleset, Session, Timestamp, TypeId, Value};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use nudge::{NoHost, Session, Timestamp};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-const TYPES: &str = r#"
-event page_view { key user_id: int  category: string  time at: timestamp }
-event order_created { key user_id: int  order_id: int  time at: timestamp }
-event order_paid { key user_id: int  order_id: int  time at: timestamp }
-action notify(user: int, reason: string)
-"#;
-
-/// An absence decided by a timer 10 minutes after each order.
-const ABSENCE: &str = r#"
-rule unpaid_order {
-    when
-        o: order_created()
-        not order_paid(order_id == o.order_id) after o within 10m
-    then
-        notify(user: o.user_id, reason: "unpaid")
-}
-"#;
-
-/// A grouped count over a 30-minute window.
-const AGGREGATE: &str = r#"
-rule browsing {
-    when
-        v: count(page_view()) >= 3 within 30m by user_id
-    then
-        notify(user: v.user_id, reason: "interest")
-}
-"#;
-
-/// The rules of `benches/memory_time.rs`: the count with a 30-minute
-/// inactivity, and the absence.
-const MIXED: &str = r#"
-rule browsing_without_order {
-    when
-        v: count(page_view()) >= 3 within 30m by user_id
-        not order_created(user_id == v.user_id) within 30m
-    then
-        notify(user: v.user_id, reason: "interest")
-}
-
-rule unpaid_order {
-    when
-        o: order_created()
-        not order_paid(order_id == o.order_id) after o within 10m
-    then
-        notify(user: o.user_id, reason: "unpaid")
-}
-"#;
-
-fn ruleset(rules: &str) -> Ruleset {
-    Ruleset::from_str("time.nudge", &format!("{TYPES}{rules}")).expect("valid rules")
-}
-
-/// SplitMix64, as in `benches/workload.rs`.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
-
-const USERS: u64 = 100_000;
-const STEP_MS: i64 = 10;
-/// 2026-01-01T00:00:00Z.
-const START_MS: i64 = 1_767_225_600_000;
-
-type Event = (TypeId, Vec<Value>, Timestamp);
-
-/// One event every `STEP_MS` of uniform users: `views` percent page views,
-/// the rest orders, 70% of which are paid 0 to 15 minutes later.
-struct Stream {
-    rng: Rng,
-    views: u64,
-    t: i64,
-    next_order: i64,
-    payments: BinaryHeap<Reverse<(i64, i64, i64)>>,
-    categories: Vec<Value>,
-    page_view: TypeId,
-    order_created: TypeId,
-    order_paid: TypeId,
-}
-
-impl Stream {
-    fn new(rules: &Ruleset, seed: u64, views: u64) -> Self {
-        let ty = |n: &str| rules.type_id(n).expect("declared");
-        Stream {
-            rng: Rng(seed),
-            views,
-            t: START_MS,
-            next_order: 1,
-            payments: BinaryHeap::new(),
-            categories: (0..20)
-                .map(|k| Value::from(format!("cat{k}").as_str()))
-                .collect(),
-            page_view: ty("page_view"),
-            order_created: ty("order_created"),
-            order_paid: ty("order_paid"),
-        }
-    }
-
-    fn next_event(&mut self) -> Event {
-        self.t += STEP_MS;
-        let at = Timestamp::from_millis(self.t);
-        if let Some(&Reverse((due, user, order))) = self.payments.peek() {
-            if due <= self.t {
-                self.payments.pop();
-                let values = vec![Value::Int(user), Value::Int(order), Value::Timestamp(at)];
-                return (self.order_paid, values, at);
-            }
-        }
-        let user = 1 + self.rng.below(USERS) as i64;
-        if self.rng.below(100) < self.views {
-            let category = self.categories[self.rng.below(20) as usize].clone();
-            let values = vec![Value::Int(user), category, Value::Timestamp(at)];
-            return (self.page_view, values, at);
-        }
-        let order = self.next_order;
-        self.next_order += 1;
-        if self.rng.below(100) < 70 {
-            let delay = self.rng.below(15 * 60_000) as i64;
-            self.payments.push(Reverse((self.t + delay, user, order)));
-        }
-        let values = vec![Value::Int(user), Value::Int(order), Value::Timestamp(at)];
-        (self.order_created, values, at)
-    }
-
-    fn batch(&mut self, n: usize) -> Vec<Event> {
-        (0..n).map(|_| self.next_event()).collect()
-    }
-}
+mod time_workload;
+use time_workload::{ruleset, Event, Stream, ABSENCE, AGGREGATE, MIXED, START_MS, STEP_MS};
 
 /// Feeds events with the clock following their times; fires and clears
 /// the decisions every 1,024 events and at the end.
@@ -174,8 +37,8 @@ const BATCH: usize = 10_000;
 
 /// Events/s through `rules` in its steady state: a session first fed
 /// `warm` events (beyond its longest window), then batches of the stream.
-fn throughput(c: &mut Criterion, name: &str, rules: &str, views: u64, warm: usize) {
-    let rules = ruleset(rules);
+fn throughput(c: &mut Criterion, name: &str, rules: &[&str], views: u64, warm: usize) {
+    let rules = ruleset("time.nudge", rules);
     let mut stream = Stream::new(&rules, 7, views);
     let mut s = rules.session();
     s.advance_to(Timestamp::from_millis(START_MS))
@@ -223,22 +86,22 @@ fn throughput(c: &mut Criterion, name: &str, rules: &str, views: u64, warm: usiz
 
 fn absence(c: &mut Criterion) {
     // Orders only; the longest horizon is 10 minutes (60,000 events).
-    throughput(c, "absence_10m", ABSENCE, 0, 200_000);
+    throughput(c, "absence_10m", &[ABSENCE], 0, 200_000);
 }
 
 fn aggregate(c: &mut Criterion) {
     // Page views only; the window is 30 minutes (180,000 events).
-    throughput(c, "count_30m_by_user", AGGREGATE, 100, 400_000);
+    throughput(c, "count_30m_by_user", &[AGGREGATE], 100, 400_000);
 }
 
 fn mixed(c: &mut Criterion) {
-    throughput(c, "count_not_absence_mixed", MIXED, 85, 400_000);
+    throughput(c, "count_not_absence_mixed", &MIXED, 85, 400_000);
 }
 
 /// Snapshot and restore of a session holding 100,000 events, all within
 /// their windows (100,000 x 10 ms is under 30 minutes).
 fn snapshot(c: &mut Criterion) {
-    let rules = ruleset(MIXED);
+    let rules = ruleset("time.nudge", &MIXED);
     let mut stream = Stream::new(&rules, 11, 85);
     let mut s = rules.session();
     s.advance_to(Timestamp::from_millis(START_MS))

@@ -2,8 +2,10 @@
 //! profiles), generated deterministically, plus the naive
 //! evaluate-every-rule loop W2 is compared with.
 //!
-//! Used by `benches/engine.rs` and by `tests/workloads.rs`, which checks on
-//! small sizes that the engine and the naive loop agree.
+//! Used by `benches/engine.rs`, `benches/memory.rs`, `examples/w2_profile.rs`
+//! and `tests/workloads.rs`, which checks on small sizes that the engine and
+//! the naive loop agree. Its `Rng` also drives `benches/time_workload.rs`
+//! and `examples/generate_events.rs`.
 
 // Shared by several targets, each using a part of it.
 #![allow(dead_code, missing_docs)]

@@ -12,23 +12,15 @@ use serde_json::json;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-/// A small, fast, seeded generator (SplitMix64): the data must be the same
-/// everywhere, and no statistical finesse is needed.
-struct Rng(u64);
+// A small, fast, seeded generator (SplitMix64, the one of the benchmark
+// workloads): the data must be the same everywhere, and no statistical
+// finesse is needed.
+#[path = "../benches/workload.rs"]
+mod workload;
+
+use workload::Rng;
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len() as u64) as usize]
     }

@@ -13,34 +13,26 @@
 //!
 //! 256 cases per property by default; set `PROPTEST_CASES` for more.
 
+mod common;
 mod reference;
 
-use nudge_core::{FactKind, FactType, FieldId, Schema, Timestamp, TypeId, Value, ValueType};
+use common::{
+    config, differences, expr_text, fid, fields_text, slot, values_text, FieldSpec, Kind, Values,
+    CMP_OPS,
+};
+use nudge_core::{FactKind, FactType, FieldId, Schema, Timestamp, TypeId, Value};
 use nudge_rete::ir::{
     Action, Arg, ArithOp, Builtin, CmpOp, Condition, Emit, Expr, Pattern, Rule, RuleId, RuleSet,
-    SetId, Slot,
+    SetId,
 };
 use nudge_rete::{FactError, FactId, Host, Network, Session, SessionConfig, SessionError};
 use proptest::prelude::*;
-use proptest::test_runner::{FileFailurePersistence, TestCaseError};
+use proptest::test_runner::TestCaseError;
 use std::fmt::Write;
 
 // ---------------------------------------------------------------------------
 // Generated cases: raw choices, resolved against the schema when built.
 // ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Int,
-    Str,
-    Float,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct FieldSpec {
-    kind: Kind,
-    optional: bool,
-}
 
 /// A single-fact test, resolved against the type of the pattern that uses
 /// it: `field` picks the field, `shape` the kind of test, `a` and `b` the
@@ -300,26 +292,13 @@ fn case(fire_weight: u32) -> impl Strategy<Value = Case> {
 // Resolving choices into values, expressions and rules.
 // ---------------------------------------------------------------------------
 
-const STRINGS: [&str; 3] = ["a", "ab", "b"];
-const FLOATS: [f64; 5] = [0.0, -0.0, 0.5, 1.0, 2.5];
-const INTS: u8 = 5;
-
-fn constant(kind: Kind, r: u8) -> Value {
-    match kind {
-        Kind::Int => Value::Int(i64::from(r % INTS)),
-        Kind::Str => Value::from(STRINGS[r as usize % STRINGS.len()]),
-        Kind::Float => Value::Float(FLOATS[r as usize % FLOATS.len()]),
-    }
-}
-
-/// A value for a field of a fact: sometimes null when the field is optional.
-fn field_value(f: FieldSpec, r: u8) -> Value {
-    if f.optional && r % 4 == 3 {
-        Value::Null
-    } else {
-        constant(f.kind, r / 4)
-    }
-}
+/// The constants of the generated tests and facts.
+const VALUES: Values = Values {
+    ints: 5,
+    strings: &["a", "ab", "b"],
+    floats: &[0.0, -0.0, 0.5, 1.0, 2.5],
+    null_every: 4,
+};
 
 fn numeric(k: Kind) -> bool {
     matches!(k, Kind::Int | Kind::Float)
@@ -331,14 +310,6 @@ fn comparable(op: CmpOp, a: Kind, b: Kind) -> bool {
         CmpOp::Eq | CmpOp::Ne => a == b || (numeric(a) && numeric(b)),
         _ => (numeric(a) && numeric(b)) || (a == Kind::Str && b == Kind::Str),
     }
-}
-
-fn fid(i: usize) -> FieldId {
-    FieldId::new(i as u16)
-}
-
-fn slot(i: usize) -> Slot {
-    Slot::new(i as u16)
 }
 
 fn c(v: Value) -> Expr {
@@ -356,15 +327,6 @@ fn epoch() -> Expr {
 fn now() -> Expr {
     Expr::Call(Builtin::Now, Vec::new())
 }
-
-const CMP_OPS: [CmpOp; 6] = [
-    CmpOp::Eq,
-    CmpOp::Ne,
-    CmpOp::Lt,
-    CmpOp::Le,
-    CmpOp::Gt,
-    CmpOp::Ge,
-];
 
 struct Builder<'a> {
     schema: &'a [Vec<FieldSpec>],
@@ -387,12 +349,7 @@ impl Builder<'_> {
         for (t, fields) in self.schema.iter().enumerate() {
             let mut ft = FactType::new(format!("t{t}"), FactKind::Fact);
             for (i, f) in fields.iter().enumerate() {
-                let ty = match f.kind {
-                    Kind::Int => ValueType::Int,
-                    Kind::Str => ValueType::String,
-                    Kind::Float => ValueType::Float,
-                };
-                ft = ft.field(format!("f{i}"), ty, f.optional);
+                ft = ft.field(format!("f{i}"), f.kind.value_type(), f.optional);
             }
             schema.add(ft).expect("distinct type names");
         }
@@ -407,7 +364,10 @@ impl Builder<'_> {
         // Another field of the same fact.
         let j = (i + 1 + spec.b as usize % (n - 1)) % n;
         let x = || Expr::own(fid(i));
-        let (c1, c2) = (constant(f.kind, spec.a), constant(f.kind, spec.b));
+        let (c1, c2) = (
+            VALUES.constant(f.kind, spec.a),
+            VALUES.constant(f.kind, spec.b),
+        );
         match spec.shape % 16 {
             0 => x().eq(c(c1)),
             1 => x().cmp(CmpOp::Ne, c(c1)),
@@ -427,14 +387,14 @@ impl Builder<'_> {
             12 => not(x().is_in(vec![c1, c2])),
             13 => Expr::Or(vec![
                 x().eq(c(c1)),
-                Expr::own(fid(j)).eq(c(constant(fields[j].kind, spec.a))),
+                Expr::own(fid(j)).eq(c(VALUES.constant(fields[j].kind, spec.a))),
             ]),
             // A membership set (the host's): filed as a filter, not an alpha test.
             14 if f.kind != Kind::Float => Expr::InSet(Box::new(x()), SetId::new(0)),
             14 => x().cmp(CmpOp::Ge, c(c1)),
             _ => match f.kind {
                 Kind::Int => x().lt(c(Value::Float(1.5))),
-                Kind::Float => x().eq(c(Value::Int(i64::from(spec.a % INTS)))),
+                Kind::Float => x().eq(c(Value::Int(i64::from(spec.a % VALUES.ints)))),
                 Kind::Str => x().cmp(CmpOp::StartsWith, c(Value::from("a"))),
             },
         }
@@ -528,7 +488,7 @@ impl Builder<'_> {
                 let f2 = *fits.get(f2 as usize % fits.len().max(1))?;
                 Some(Expr::bound(slot(s2), fid(f2)))
             })
-            .unwrap_or_else(|| c(constant(k1, spec.c)));
+            .unwrap_or_else(|| c(VALUES.constant(k1, spec.c)));
         let e = lhs.cmp(op, rhs);
         if spec.clock {
             Expr::Or(vec![e, now().lt(epoch())])
@@ -543,7 +503,7 @@ impl Builder<'_> {
         if target.optional && raw % 5 == 4 {
             return None;
         }
-        let constant = c(constant(target.kind, raw / 4));
+        let constant = c(VALUES.constant(target.kind, raw / 4));
         // A bound field that can fill the target: same kind, and never null
         // where the target is required.
         let source = (0..slots.len())
@@ -565,7 +525,7 @@ impl Builder<'_> {
                     Box::new(b),
                     Box::new(c(Value::Int(1))),
                 )),
-                Box::new(c(Value::Int(i64::from(INTS)))),
+                Box::new(c(Value::Int(i64::from(VALUES.ints)))),
             ),
             _ => constant,
         })
@@ -697,57 +657,14 @@ impl Builder<'_> {
 // Describing cases for failure messages.
 // ---------------------------------------------------------------------------
 
-fn expr_text(e: &Expr) -> String {
-    let list = |xs: &[Expr], sep: &str| xs.iter().map(expr_text).collect::<Vec<_>>().join(sep);
-    match e {
-        Expr::Const(v) => v.to_string(),
-        Expr::Own(f) => format!("f{}", f.index()),
-        Expr::Bound(s, f) => format!("${}.f{}", s.index(), f.index()),
-        Expr::Neg(a) => format!("-{}", expr_text(a)),
-        Expr::Not(a) => format!("not ({})", expr_text(a)),
-        Expr::ToFloat(a) => format!("float({})", expr_text(a)),
-        Expr::Arith(op, a, b) => format!("({} {} {})", expr_text(a), op.symbol(), expr_text(b)),
-        Expr::Cmp(op, a, b) => format!("{} {} {}", expr_text(a), op.symbol(), expr_text(b)),
-        Expr::In(a, vs) => {
-            let vs: Vec<String> = vs.iter().map(|v| v.to_string()).collect();
-            format!("{} in [{}]", expr_text(a), vs.join(", "))
-        }
-        Expr::InSet(a, s) => format!("{} in set{}", expr_text(a), s.index()),
-        Expr::IsNull(a) => format!("{} == null", expr_text(a)),
-        Expr::And(xs) => format!("({})", list(xs, " and ")),
-        Expr::Or(xs) => format!("({})", list(xs, " or ")),
-        Expr::Call(b, xs) => format!("{}({})", b.name(), list(xs, ", ")),
-        Expr::Host(f, xs) => format!("fn{}({})", f.index(), list(xs, ", ")),
-    }
-}
-
 fn pattern_text(p: &Pattern) -> String {
-    let mut parts: Vec<String> = p.tests.iter().map(expr_text).collect();
-    parts.extend(p.joins.iter().map(|j| {
-        format!(
-            "f{} == ${}.f{} [join]",
-            j.field.index(),
-            j.slot.index(),
-            j.other.index()
-        )
-    }));
-    parts.extend(
-        p.filters
-            .iter()
-            .map(|f| format!("{} [filter]", expr_text(f))),
-    );
-    format!("t{}({})", p.ty.index(), parts.join(", "))
+    common::pattern_text(p, &format!("t{}", p.ty.index()), " [join]")
 }
 
 fn describe_rules(rules: &RuleSet) -> String {
     let mut out = String::new();
     for (i, t) in rules.schema().types().iter().enumerate() {
-        let fields: Vec<String> = t
-            .fields()
-            .iter()
-            .map(|f| format!("{}: {}{}", f.name, f.ty, if f.optional { "?" } else { "" }))
-            .collect();
-        let _ = writeln!(out, "  type t{i}({})", fields.join(", "));
+        let _ = writeln!(out, "  type t{i}({})", fields_text(t));
     }
     for (i, r) in rules.rules().iter().enumerate() {
         let _ = write!(out, "  rule r{i}");
@@ -798,14 +715,6 @@ fn assigns(fields: &[(FieldId, Expr)]) -> String {
     format!(" {{{}}}", parts.join(", "))
 }
 
-fn values_text(values: &[Value]) -> String {
-    values
-        .iter()
-        .map(|v| v.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn matches_text(ms: &[(RuleId, Vec<FactId>)]) -> String {
     if ms.is_empty() {
         return "    (none)\n".into();
@@ -813,21 +722,6 @@ fn matches_text(ms: &[(RuleId, Vec<FactId>)]) -> String {
     let mut out = String::new();
     for (r, facts) in ms {
         let _ = writeln!(out, "    r{} {:?}", r.index(), facts);
-    }
-    out
-}
-
-/// Elements of `a` not in `b`, as multisets.
-fn minus<T: PartialEq + Clone>(a: &[T], b: &[T]) -> Vec<T> {
-    let mut rest: Vec<T> = b.to_vec();
-    let mut out = Vec::new();
-    for x in a {
-        match rest.iter().position(|y| y == x) {
-            Some(i) => {
-                rest.swap_remove(i);
-            }
-            None => out.push(x.clone()),
-        }
     }
     out
 }
@@ -896,12 +790,12 @@ impl Run {
             Timestamp::from_millis(0),
         );
         if engine != expected {
-            return Err(self.fail(format!(
-                "after operation {}, the engine's matches differ from the reference's\n\
-                 missing from the engine:\n{}unexpected in the engine:\n{}",
+            return Err(self.fail(differences(
+                "matches",
                 self.log.len(),
-                matches_text(&minus(&expected, &engine)),
-                matches_text(&minus(&engine, &expected)),
+                &expected,
+                &engine,
+                matches_text,
             )));
         }
         for p in self.session.pending() {
@@ -950,7 +844,7 @@ fn run(case: &Case, forward: bool) -> Result<(), TestCaseError> {
                     .fields(ty)
                     .iter()
                     .zip(values)
-                    .map(|(f, r)| field_value(*f, *r))
+                    .map(|(f, r)| VALUES.field_value(*f, *r))
                     .collect();
                 let text = values_text(&values);
                 match run.session.insert(TypeId::new(ty as u32), values) {
@@ -970,7 +864,7 @@ fn run(case: &Case, forward: bool) -> Result<(), TestCaseError> {
                     .iter()
                     .map(|&(f, r)| {
                         let i = f as usize % fields.len();
-                        (fid(i), field_value(fields[i], r))
+                        (fid(i), VALUES.field_value(fields[i], r))
                     })
                     .collect();
                 let text: Vec<String> = changes
@@ -1070,21 +964,6 @@ fn run(case: &Case, forward: bool) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
-}
-
-/// 256 cases per property, or `PROPTEST_CASES`; failures are saved in
-/// `differential.proptest-regressions`, next to this file, and replayed first.
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig {
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..ProptestConfig::with_cases(cases)
-    }
 }
 
 proptest! {

@@ -46,18 +46,21 @@
 //!
 //! 256 cases by default; set `PROPTEST_CASES` for more.
 
+mod common;
 mod reference_time;
 
-use nudge_core::{
-    Duration, FactKind, FactType, FieldId, Schema, Timestamp, TypeId, Value, ValueType,
+use common::{
+    config, differences, expr_text, fid, fields_text, slot, values_text, FieldSpec, Kind, Values,
+    CMP_OPS,
 };
+use nudge_core::{Duration, FactKind, FactType, Schema, Timestamp, TypeId, Value, ValueType};
 use nudge_rete::ir::{
     Action, AggFunc, Aggregate, Arg, CmpOp, Condition, Emit, Expr, Pattern, Rule, RuleId, RuleSet,
-    Slot, Window,
+    Window,
 };
 use nudge_rete::{Clock, FactError, FactId, LatePolicy, Network, NoHost, Session, SessionConfig};
 use proptest::prelude::*;
-use proptest::test_runner::{FileFailurePersistence, TestCaseError};
+use proptest::test_runner::TestCaseError;
 use reference_time::{Bound, Match, World};
 use std::fmt::Write;
 use std::sync::Arc;
@@ -65,19 +68,6 @@ use std::sync::Arc;
 // ---------------------------------------------------------------------------
 // Generated cases: raw choices, resolved against the schema when built.
 // ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Int,
-    Str,
-    Float,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct FieldSpec {
-    kind: Kind,
-    optional: bool,
-}
 
 #[derive(Debug, Clone)]
 struct TypeSpec {
@@ -248,24 +238,25 @@ fn agg_spec() -> impl Strategy<Value = AggSpec> {
         })
 }
 
-fn cond_spec() -> impl Strategy<Value = CondSpec> {
+/// A pattern, a `not` or an `exists` with these weights, or an aggregate
+/// (weight 2).
+fn weighted_cond_spec(pattern: u32, not: u32, exists: u32) -> impl Strategy<Value = CondSpec> {
     prop_oneof![
-        6 => (pat_spec(), win_spec()).prop_map(|(p, w)| CondSpec::Pattern(p, w)),
-        3 => (pat_spec(), win_spec()).prop_map(|(p, w)| CondSpec::Not(p, w)),
-        1 => (pat_spec(), win_spec()).prop_map(|(p, w)| CondSpec::Exists(p, w)),
+        pattern => (pat_spec(), win_spec()).prop_map(|(p, w)| CondSpec::Pattern(p, w)),
+        not => (pat_spec(), win_spec()).prop_map(|(p, w)| CondSpec::Not(p, w)),
+        exists => (pat_spec(), win_spec()).prop_map(|(p, w)| CondSpec::Exists(p, w)),
         2 => agg_spec().prop_map(CondSpec::Aggregate),
     ]
+}
+
+fn cond_spec() -> impl Strategy<Value = CondSpec> {
+    weighted_cond_spec(6, 3, 1)
 }
 
 /// The first condition: mostly a pattern, so that later ones have an
 /// event to join with and to come `after`.
 fn first_cond_spec() -> impl Strategy<Value = CondSpec> {
-    prop_oneof![
-        8 => (pat_spec(), win_spec()).prop_map(|(p, w)| CondSpec::Pattern(p, w)),
-        1 => (pat_spec(), win_spec()).prop_map(|(p, w)| CondSpec::Not(p, w)),
-        1 => (pat_spec(), win_spec()).prop_map(|(p, w)| CondSpec::Exists(p, w)),
-        2 => agg_spec().prop_map(CondSpec::Aggregate),
-    ]
+    weighted_cond_spec(8, 1, 1)
 }
 
 fn act_spec() -> impl Strategy<Value = ActSpec> {
@@ -324,33 +315,13 @@ fn case() -> impl Strategy<Value = Case> {
 // Resolving choices into values, expressions and rules.
 // ---------------------------------------------------------------------------
 
-const STRINGS: [&str; 2] = ["a", "b"];
-const FLOATS: [f64; 3] = [0.5, 1.0, 2.5];
-const INTS: u8 = 3;
-
-fn constant(kind: Kind, r: u8) -> Value {
-    match kind {
-        Kind::Int => Value::Int(i64::from(r % INTS)),
-        Kind::Str => Value::from(STRINGS[r as usize % STRINGS.len()]),
-        Kind::Float => Value::Float(FLOATS[r as usize % FLOATS.len()]),
-    }
-}
-
-fn field_value(f: FieldSpec, r: u8) -> Value {
-    if f.optional && r % 5 == 4 {
-        Value::Null
-    } else {
-        constant(f.kind, r / 5)
-    }
-}
-
-fn fid(i: usize) -> FieldId {
-    FieldId::new(i as u16)
-}
-
-fn slot(i: usize) -> Slot {
-    Slot::new(i as u16)
-}
+/// The constants of the generated tests and facts.
+const VALUES: Values = Values {
+    ints: 3,
+    strings: &["a", "b"],
+    floats: &[0.5, 1.0, 2.5],
+    null_every: 5,
+};
 
 fn ms(d: u8) -> Duration {
     Duration::from_millis(1 + i64::from(d % 8))
@@ -359,15 +330,6 @@ fn ms(d: u8) -> Duration {
 fn ts(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms)
 }
-
-const CMP_OPS: [CmpOp; 6] = [
-    CmpOp::Eq,
-    CmpOp::Ne,
-    CmpOp::Lt,
-    CmpOp::Le,
-    CmpOp::Gt,
-    CmpOp::Ge,
-];
 
 /// One type of the generated schema.
 #[derive(Debug, Clone)]
@@ -450,12 +412,7 @@ impl Builder {
             };
             let mut ft = FactType::new(name, kind);
             for (i, f) in info.fields.iter().enumerate() {
-                let ty = match f.kind {
-                    Kind::Int => ValueType::Int,
-                    Kind::Str => ValueType::String,
-                    Kind::Float => ValueType::Float,
-                };
-                ft = ft.field(format!("f{i}"), ty, f.optional);
+                ft = ft.field(format!("f{i}"), f.kind.value_type(), f.optional);
             }
             if let Some(optional) = info.time {
                 ft = ft
@@ -479,13 +436,13 @@ impl Builder {
         let fields = &self.types[ty].fields;
         let i = spec.field as usize % fields.len();
         let x = Expr::own(fid(i));
-        let v = constant(fields[i].kind, spec.c);
+        let v = VALUES.constant(fields[i].kind, spec.c);
         match spec.op % 6 {
             0 => x.eq(Expr::Const(v)),
             1 => x.cmp(CmpOp::Ne, Expr::Const(v)),
             2 => x.lt(Expr::Const(v)),
             3 => x.cmp(CmpOp::Ge, Expr::Const(v)),
-            4 => x.is_in(vec![v, constant(fields[i].kind, spec.c / 3 + 1)]),
+            4 => x.is_in(vec![v, VALUES.constant(fields[i].kind, spec.c / 3 + 1)]),
             _ => x.cmp(CmpOp::Le, Expr::Const(v)),
         }
     }
@@ -727,57 +684,12 @@ impl Builder {
 // Describing cases for failure messages.
 // ---------------------------------------------------------------------------
 
-fn expr_text(e: &Expr) -> String {
-    let list = |xs: &[Expr], sep: &str| xs.iter().map(expr_text).collect::<Vec<_>>().join(sep);
-    match e {
-        Expr::Const(v) => v.to_string(),
-        Expr::Own(f) => format!("f{}", f.index()),
-        Expr::Bound(s, f) => format!("${}.f{}", s.index(), f.index()),
-        Expr::Neg(a) => format!("-{}", expr_text(a)),
-        Expr::Not(a) => format!("not ({})", expr_text(a)),
-        Expr::ToFloat(a) => format!("float({})", expr_text(a)),
-        Expr::Arith(op, a, b) => format!("({} {} {})", expr_text(a), op.symbol(), expr_text(b)),
-        Expr::Cmp(op, a, b) => format!("{} {} {}", expr_text(a), op.symbol(), expr_text(b)),
-        Expr::In(a, vs) => {
-            let vs: Vec<String> = vs.iter().map(|v| v.to_string()).collect();
-            format!("{} in [{}]", expr_text(a), vs.join(", "))
-        }
-        Expr::InSet(a, s) => format!("{} in set{}", expr_text(a), s.index()),
-        Expr::IsNull(a) => format!("{} == null", expr_text(a)),
-        Expr::And(xs) => format!("({})", list(xs, " and ")),
-        Expr::Or(xs) => format!("({})", list(xs, " or ")),
-        Expr::Call(b, xs) => format!("{}({})", b.name(), list(xs, ", ")),
-        Expr::Host(f, xs) => format!("fn{}({})", f.index(), list(xs, ", ")),
-    }
-}
-
 fn type_name(rules: &RuleSet, ty: TypeId) -> String {
     rules.schema().get(ty).name().to_string()
 }
 
 fn pattern_text(rules: &RuleSet, p: &Pattern) -> String {
-    let mut parts: Vec<String> = p.tests.iter().map(expr_text).collect();
-    parts.extend(p.joins.iter().map(|j| {
-        format!(
-            "f{} == ${}.f{}",
-            j.field.index(),
-            j.slot.index(),
-            j.other.index()
-        )
-    }));
-    parts.extend(
-        p.filters
-            .iter()
-            .map(|f| format!("{} [filter]", expr_text(f))),
-    );
-    let mut out = format!("{}({})", type_name(rules, p.ty), parts.join(", "));
-    if let Some(s) = p.window.after {
-        let _ = write!(out, " after ${}", s.index());
-    }
-    if let Some(d) = p.window.within {
-        let _ = write!(out, " within {}ms", d.as_millis());
-    }
-    out
+    common::pattern_text(p, &type_name(rules, p.ty), "")
 }
 
 fn action_text(a: &Action) -> String {
@@ -810,11 +722,6 @@ fn action_text(a: &Action) -> String {
 fn describe_rules(rules: &RuleSet) -> String {
     let mut out = String::new();
     for t in rules.schema().types() {
-        let fields: Vec<String> = t
-            .fields()
-            .iter()
-            .map(|f| format!("{}: {}{}", f.name, f.ty, if f.optional { "?" } else { "" }))
-            .collect();
         let kind = match t.kind() {
             FactKind::Event => "event",
             _ => "fact",
@@ -823,7 +730,7 @@ fn describe_rules(rules: &RuleSet) -> String {
             .time()
             .map(|f| format!(" time {}", t.field_def(f).name))
             .unwrap_or_default();
-        let _ = writeln!(out, "  {kind} {}({}){time}", t.name(), fields.join(", "));
+        let _ = writeln!(out, "  {kind} {}({}){time}", t.name(), fields_text(t));
     }
     for (i, r) in rules.rules().iter().enumerate() {
         let _ = write!(
@@ -864,29 +771,6 @@ fn describe_rules(rules: &RuleSet) -> String {
             let _ = write!(out, "\n    then {}", action_text(a));
         }
         out.push('\n');
-    }
-    out
-}
-
-fn values_text(values: &[Value]) -> String {
-    values
-        .iter()
-        .map(|v| v.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Elements of `a` not in `b`, as multisets.
-fn minus<T: PartialEq + Clone>(a: &[T], b: &[T]) -> Vec<T> {
-    let mut rest: Vec<T> = b.to_vec();
-    let mut out = Vec::new();
-    for x in a {
-        match rest.iter().position(|y| y == x) {
-            Some(i) => {
-                rest.swap_remove(i);
-            }
-            None => out.push(x.clone()),
-        }
     }
     out
 }
@@ -1196,6 +1080,20 @@ impl Run {
         (matches, decisions)
     }
 
+    /// Fails unless the engine's `what` (in `engine`) are the reference's.
+    fn same<T: PartialEq + Clone + std::fmt::Debug>(
+        &self,
+        what: &str,
+        expected: &[T],
+        engine: &[T],
+    ) -> Result<(), TestCaseError> {
+        if engine == expected {
+            return Ok(());
+        }
+        let step = self.log.len();
+        Err(self.fail(differences(what, step, expected, engine, lines)))
+    }
+
     /// Compares the engine with the reference after a call: the engine
     /// made `engine_decisions` (cleared from the session), the reference
     /// expects `matches` and `decisions`; `next_timer` is what the engine
@@ -1226,27 +1124,11 @@ impl Run {
         let mut expected: Vec<MatchView> = matches.iter().map(view_of).collect();
         expected.sort();
         let engine = self.engine_matches()?;
-        if engine != expected {
-            return Err(self.fail(format!(
-                "after operation {}, the engine's matches differ from the reference's\n\
-                 missing from the engine:\n{}unexpected in the engine:\n{}",
-                self.log.len(),
-                lines(&minus(&expected, &engine)),
-                lines(&minus(&engine, &expected)),
-            )));
-        }
+        self.same("matches", &expected, &engine)?;
 
         // 2. Decisions.
         decisions.sort();
-        if engine_decisions != decisions {
-            return Err(self.fail(format!(
-                "after operation {}, the engine's decisions differ from the reference's\n\
-                 missing from the engine:\n{}unexpected in the engine:\n{}",
-                self.log.len(),
-                lines(&minus(&decisions, &engine_decisions)),
-                lines(&minus(&engine_decisions, &decisions)),
-            )));
-        }
+        self.same("decisions", &decisions, &engine_decisions)?;
 
         // 4. A timer was due by the first instant something fired.
         if let (Some(timer), Some(first)) = (next_timer, decisions.iter().map(|d| d.time).min()) {
@@ -1409,7 +1291,7 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
                     .fields
                     .iter()
                     .zip(values.iter().cycle())
-                    .map(|(f, r)| field_value(*f, *r))
+                    .map(|(f, r)| VALUES.field_value(*f, *r))
                     .collect();
                 let now = run.world.now;
                 let mut at = now;
@@ -1450,7 +1332,7 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
                     .fields
                     .iter()
                     .zip(values.iter().cycle())
-                    .map(|(f, r)| field_value(*f, *r))
+                    .map(|(f, r)| VALUES.field_value(*f, *r))
                     .collect();
                 let text = format!("insert fact({})", values_text(&vals));
                 match run.session.insert(TypeId::new(ty as u32), vals.clone()) {
@@ -1475,7 +1357,7 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
                 let ty = run.world.get(id).expect("live").ty;
                 let fields = &run.builder.types[ty.index()].fields;
                 let i = *field as usize % fields.len();
-                let change = [(fid(i), field_value(fields[i], *value))];
+                let change = [(fid(i), VALUES.field_value(fields[i], *value))];
                 let text = format!("modify {id:?} {{f{i} = {}}}", change[0].1);
                 // The matches between the retraction and the insertion.
                 mid = Some(
@@ -1573,21 +1455,6 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// 256 cases, or `PROPTEST_CASES`; failures are saved in
-/// `differential_time.proptest-regressions`, next to this file.
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig {
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
-        ..ProptestConfig::with_cases(cases)
-    }
-}
-
 proptest! {
     #![proptest_config(config())]
 
@@ -1672,20 +1539,27 @@ fn tick_until(s: &mut Session, until: i64) -> Vec<(i64, String, i64)> {
     out
 }
 
+/// Moves the clock to `t0`, inserts an `a` with `k` 1 and no time (so at
+/// `t0`), and fires.
+fn insert_a_at(s: &mut Session, a: TypeId, t0: i64) {
+    s.advance_to(ts(t0)).unwrap();
+    s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
+    s.fire().unwrap();
+}
+
+/// `a(); not b(k == $0.k) after $0 within 5ms`.
+fn absence_conditions(a: TypeId, b: TypeId) -> Vec<Condition> {
+    vec![
+        Condition::Pattern(Pattern::new(a)),
+        Condition::Not(Pattern::new(b).test(same_k()).window(Window {
+            within: Some(Duration::from_millis(5)),
+            after: Some(slot(0)),
+        })),
+    ]
+}
+
 fn absence(lateness: i64) -> (Session, TypeId, TypeId) {
-    fixture(
-        lateness,
-        |a, b| {
-            vec![
-                Condition::Pattern(Pattern::new(a)),
-                Condition::Not(Pattern::new(b).test(same_k()).window(Window {
-                    within: Some(Duration::from_millis(5)),
-                    after: Some(slot(0)),
-                })),
-            ]
-        },
-        vec![hit("hit")],
-    )
+    fixture(lateness, absence_conditions, vec![hit("hit")])
 }
 
 /// `a(); not b(k == $0.k) after $0 within 5ms`: the window is
@@ -1713,9 +1587,7 @@ fn absence_fires_just_after_its_window() {
 
         // A blocker at `t(a) + 5ms`, the window's last millisecond.
         let (mut s, a, b) = absence(lateness);
-        s.advance_to(ts(t0)).unwrap();
-        s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
-        s.fire().unwrap();
+        insert_a_at(&mut s, a, t0);
         assert_eq!(tick_until(&mut s, t0 + 5), vec![]);
         s.insert(b, vec![Value::Int(1), Value::Null]).unwrap();
         s.fire().unwrap();
@@ -1724,9 +1596,7 @@ fn absence_fires_just_after_its_window() {
 
         // A blocker one millisecond after the window is too late to cancel.
         let (mut s, a, b) = absence(lateness);
-        s.advance_to(ts(t0)).unwrap();
-        s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
-        s.fire().unwrap();
+        insert_a_at(&mut s, a, t0);
         let mut fired = tick_until(&mut s, t0 + 6);
         s.insert(b, vec![Value::Int(1), Value::Null]).unwrap();
         s.fire().unwrap();
@@ -1746,9 +1616,7 @@ fn absence_fires_just_after_its_window() {
 fn absence_waits_for_late_blockers() {
     let (mut s, a, b) = absence(3);
     let t0 = s.now().as_millis() + 10;
-    s.advance_to(ts(t0)).unwrap();
-    s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
-    s.fire().unwrap();
+    insert_a_at(&mut s, a, t0);
     // At t0 + 8 the watermark is t0 + 5: a blocker stamped t0 + 5, the
     // window's last millisecond, still counts.
     assert_eq!(tick_until(&mut s, t0 + 8), vec![]);
@@ -1760,9 +1628,7 @@ fn absence_waits_for_late_blockers() {
     // At t0 + 9 the watermark is t0 + 6: the absence is decided, and the
     // same blocker is late.
     let (mut s, a, b) = absence(3);
-    s.advance_to(ts(t0)).unwrap();
-    s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
-    s.fire().unwrap();
+    insert_a_at(&mut s, a, t0);
     assert_eq!(
         tick_until(&mut s, t0 + 9),
         vec![(t0 + 9, "hit".to_string(), t0 + 9)]
@@ -1881,9 +1747,7 @@ fn delayed_actions_cancel_only_on_changes() {
     // A blocker arrives: only `regardless` runs.
     let (mut s, a, b) = build();
     let t0 = s.now().as_millis() + 10;
-    s.advance_to(ts(t0)).unwrap();
-    s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
-    s.fire().unwrap();
+    insert_a_at(&mut s, a, t0);
     tick_until(&mut s, t0 + 1);
     s.insert(b, vec![Value::Int(1), Value::Null]).unwrap();
     s.fire().unwrap();
@@ -1895,9 +1759,7 @@ fn delayed_actions_cancel_only_on_changes() {
     // 1ms + 3ms + 1ms, at t0 + 6), before the actions are due: its match
     // ends by time alone, and both run.
     let (mut s, a, _) = build();
-    s.advance_to(ts(t0)).unwrap();
-    s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
-    s.fire().unwrap();
+    insert_a_at(&mut s, a, t0);
     let mut fired = tick_until(&mut s, t0 + 10);
     fired.sort();
     assert_eq!(
@@ -1936,9 +1798,7 @@ fn horizon_reaches_one_millisecond_past_the_longest_window() {
     for (gap, fires) in [(6, 1), (7, 0)] {
         let (mut s, a, b) = build();
         let t0 = s.now().as_millis() + 10;
-        s.advance_to(ts(t0)).unwrap();
-        s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
-        s.fire().unwrap();
+        insert_a_at(&mut s, a, t0);
         s.advance_to(ts(t0 + gap)).unwrap();
         s.insert(b, vec![Value::Int(1), Value::Null]).unwrap();
         assert_eq!(s.fire().unwrap(), fires, "b {gap}ms after a");
@@ -1951,19 +1811,22 @@ fn horizon_reaches_one_millisecond_past_the_longest_window() {
 /// time, inserted earlier) does not block, one after it ends the match.
 #[test]
 fn absence_without_within_holds_until_a_blocker_comes_after() {
-    let (mut s, a, b) = fixture(
-        0,
-        |a, b| {
-            vec![
-                Condition::Pattern(Pattern::new(a).window(within(10))),
-                Condition::Not(Pattern::new(b).test(same_k()).window(Window {
-                    within: None,
-                    after: Some(slot(0)),
-                })),
-            ]
-        },
-        vec![hit("hit")],
-    );
+    let build = || {
+        fixture(
+            0,
+            |a, b| {
+                vec![
+                    Condition::Pattern(Pattern::new(a).window(within(10))),
+                    Condition::Not(Pattern::new(b).test(same_k()).window(Window {
+                        within: None,
+                        after: Some(slot(0)),
+                    })),
+                ]
+            },
+            vec![hit("hit")],
+        )
+    };
+    let (mut s, a, b) = build();
     let t0 = s.now().as_millis() + 10;
     s.advance_to(ts(t0)).unwrap();
     s.insert(b, vec![Value::Int(1), Value::Null]).unwrap();
@@ -1981,19 +1844,7 @@ fn absence_without_within_holds_until_a_blocker_comes_after() {
     assert_eq!(tick_until(&mut s, t0 + 30), vec![]);
 
     // Unblocked, the match lasts as long as the a is seen: 10ms.
-    let (mut s, a, _) = fixture(
-        0,
-        |a, b| {
-            vec![
-                Condition::Pattern(Pattern::new(a).window(within(10))),
-                Condition::Not(Pattern::new(b).test(same_k()).window(Window {
-                    within: None,
-                    after: Some(slot(0)),
-                })),
-            ]
-        },
-        vec![hit("hit")],
-    );
+    let (mut s, a, _) = build();
     s.advance_to(ts(t0)).unwrap();
     s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
     assert_eq!(s.fire().unwrap(), 1);
@@ -2016,23 +1867,13 @@ fn late_event_is_taken_at_the_watermark() {
                 late,
                 ..SessionConfig::default()
             },
-            |a, b| {
-                vec![
-                    Condition::Pattern(Pattern::new(a)),
-                    Condition::Not(Pattern::new(b).test(same_k()).window(Window {
-                        within: Some(Duration::from_millis(5)),
-                        after: Some(slot(0)),
-                    })),
-                ]
-            },
+            absence_conditions,
             vec![hit("hit")],
         )
     };
     let (mut s, a, b) = build(LatePolicy::AtWatermark);
     let t0 = s.now().as_millis() + 10;
-    s.advance_to(ts(t0)).unwrap();
-    s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
-    s.fire().unwrap();
+    insert_a_at(&mut s, a, t0);
     assert_eq!(tick_until(&mut s, t0 + 8), vec![]);
     let stamp = Value::Timestamp(ts(t0 - 100));
     let y = s.insert(b, vec![Value::Int(1), stamp.clone()]).unwrap();
@@ -2045,9 +1886,7 @@ fn late_event_is_taken_at_the_watermark() {
     // The same blocker one millisecond later falls after the window, at
     // t0 + 6: it is taken, and blocks nothing.
     let (mut s, a, b) = build(LatePolicy::AtWatermark);
-    s.advance_to(ts(t0)).unwrap();
-    s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
-    s.fire().unwrap();
+    insert_a_at(&mut s, a, t0);
     assert_eq!(
         tick_until(&mut s, t0 + 9),
         vec![(t0 + 9, "hit".to_string(), t0 + 9)]
@@ -2059,9 +1898,7 @@ fn late_event_is_taken_at_the_watermark() {
 
     // Refused by default: the absence is decided.
     let (mut s, a, b) = build(LatePolicy::Reject);
-    s.advance_to(ts(t0)).unwrap();
-    s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
-    s.fire().unwrap();
+    insert_a_at(&mut s, a, t0);
     tick_until(&mut s, t0 + 8);
     let late = s.insert(b, vec![Value::Int(1), stamp]);
     assert!(matches!(late, Err(FactError::Late { .. })), "{late:?}");
@@ -2069,6 +1906,15 @@ fn late_event_is_taken_at_the_watermark() {
         tick_until(&mut s, t0 + 30),
         vec![(t0 + 9, "hit".to_string(), t0 + 9)]
     );
+}
+
+/// Modifies `k` of `id` to each value in turn and fires: each time, the
+/// number of firings is the one given.
+fn modify_and_fire(s: &mut Session, id: FactId, steps: &[(i64, usize, &str)]) {
+    for &(k, fires, why) in steps {
+        s.modify(id, &[(fid(0), Value::Int(k))]).unwrap();
+        assert_eq!(s.fire().unwrap(), fires, "{why}");
+    }
 }
 
 /// A modify is a retraction followed by an insertion: a rule fires again
@@ -2084,10 +1930,11 @@ fn modify_ends_and_remakes_the_matches_of_the_fact() {
     );
     let x = s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
     assert_eq!(s.fire().unwrap(), 1);
-    s.modify(x, &[(fid(0), Value::Int(2))]).unwrap();
-    assert_eq!(s.fire().unwrap(), 1, "a new value");
-    s.modify(x, &[(fid(0), Value::Int(2))]).unwrap();
-    assert_eq!(s.fire().unwrap(), 1, "the same value");
+    modify_and_fire(
+        &mut s,
+        x,
+        &[(2, 1, "a new value"), (2, 1, "the same value")],
+    );
 
     let (mut s, a, b) = fixture(
         0,
@@ -2104,12 +1951,15 @@ fn modify_ends_and_remakes_the_matches_of_the_fact() {
     let y = s.insert(b, vec![Value::Int(1), Value::Null]).unwrap();
     s.fire().unwrap();
     assert_eq!(s.matches(), vec![]);
-    s.modify(y, &[(fid(0), Value::Int(1))]).unwrap();
-    assert_eq!(s.fire().unwrap(), 0, "still a blocker");
-    s.modify(y, &[(fid(0), Value::Int(2))]).unwrap();
-    assert_eq!(s.fire().unwrap(), 1, "no longer a blocker");
-    s.modify(y, &[(fid(0), Value::Int(3))]).unwrap();
-    assert_eq!(s.fire().unwrap(), 0, "blocking nothing, it took no part");
+    modify_and_fire(
+        &mut s,
+        y,
+        &[
+            (1, 0, "still a blocker"),
+            (2, 1, "no longer a blocker"),
+            (3, 0, "blocking nothing, it took no part"),
+        ],
+    );
 
     // An aggregate's group the fact is in ends and is made again.
     let (mut s, a, _) = fixture(
@@ -2129,8 +1979,7 @@ fn modify_ends_and_remakes_the_matches_of_the_fact() {
     assert_eq!(s.fire().unwrap(), 1, "count 0");
     let x = s.insert(a, vec![Value::Int(1), Value::Null]).unwrap();
     assert_eq!(s.fire().unwrap(), 1, "count 1");
-    s.modify(x, &[(fid(0), Value::Int(5))]).unwrap();
-    assert_eq!(s.fire().unwrap(), 1, "count 1 again");
+    modify_and_fire(&mut s, x, &[(5, 1, "count 1 again")]);
 }
 
 /// `avg(k) of a() within 5ms`: events leaving at one instant leave
