@@ -2,7 +2,9 @@
 //!
 //! The exception classes are defined in Python (`nudge/_errors.py`), where
 //! they can also subclass `ValueError` or `LookupError`; every mapping from
-//! an engine error to a class is in [`session_error`] and [`fact_error`].
+//! an engine error to a class is in [`session_error`] and [`fact_error`]
+//! (audience errors are all `AudienceError`, made by
+//! `audience::audience_error`).
 
 use nudge::{FactError, SessionError, SnapshotError};
 use pyo3::exceptions::PyRuntimeError;

@@ -14,7 +14,7 @@ use crate::errors;
 use nudge::decl::{AudienceDecl, AudienceExpr};
 use nudge::ir::{Action, Arg, Condition, Expr, FunctionId, Pattern, RuleSet, SetId};
 use nudge::{DecisionRef, Host, Network, Value};
-use nudge_core::primitives::audience::{Audience, Audiences, Membership};
+use nudge_core::primitives::audience::{Audience, Audiences, IdDictionary, Membership};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
@@ -26,29 +26,33 @@ use std::sync::Arc;
 /// User ids for an audience, read from a Python iterable of `str` and
 /// `int`. Audiences hold ids as text: the int `42` is the id `"42"`.
 pub(crate) fn member_ids(ids: &Bound<'_, PyAny>, audience: &str) -> PyResult<Vec<String>> {
-    let mut out = Vec::new();
-    for id in ids.try_iter()? {
-        let id = id?;
-        if let Ok(s) = id.cast::<PyString>() {
-            out.push(s.to_cow()?.into_owned());
-        } else if id.is_instance_of::<pyo3::types::PyInt>()
-            && !id.is_instance_of::<pyo3::types::PyBool>()
-        {
-            out.push(id.extract::<i128>()?.to_string());
-        } else {
-            return Err(PyTypeError::new_err(format!(
-                "members of audience `{audience}` are user ids (str or int), not {}",
-                show(&id)
-            )));
-        }
+    let what = format!("members of audience `{audience}` are");
+    ids.try_iter()?
+        .map(|id| user_id(&id?, &what))
+        .collect::<PyResult<_>>()
+}
+
+/// A user id from a `str` or an `int` (as text: `42` is `"42"`); `what`
+/// starts the message of the `TypeError` for anything else.
+pub(crate) fn user_id(id: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    if let Ok(s) = id.cast::<PyString>() {
+        Ok(s.to_cow()?.into_owned())
+    } else if id.is_instance_of::<pyo3::types::PyInt>()
+        && !id.is_instance_of::<pyo3::types::PyBool>()
+    {
+        Ok(id.extract::<i128>()?.to_string())
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "{what} user ids (str or int), not {}",
+            show(id)
+        )))
     }
-    Ok(out)
 }
 
 /// The audiences of a session: those the host loads, and those the rules
-/// define from others, kept computed (as `nudge-core` bitmaps). Loading a
-/// bitmap's bytes (pyroaring's portable format) from Python is not exposed
-/// yet: it needs the id dictionary from Python too (see `docs/python.md`).
+/// define from others, kept computed (as `nudge-core` bitmaps over the
+/// session's id dictionary, which Python reads and extends through
+/// `IdDictionary`).
 struct AudienceSets {
     all: Audiences,
     /// Audience names by [`SetId`].
@@ -198,25 +202,88 @@ impl PyHost {
         }
     }
 
-    /// Replaces the members of audience `name`.
+    /// Replaces the members of audience `name` with user ids, interning
+    /// them.
     pub(crate) fn set_audience(&mut self, name: &str, ids: &[String]) -> Result<(), String> {
+        self.check_loaded(name)?;
         let sets = &mut self.audiences;
-        if !sets.loaded.iter().any(|n| &**n == name) {
-            let problem = if sets.defined.iter().any(|(n, _)| &**n == name) {
-                format!("audience `{name}` is defined from other audiences: set those instead")
-            } else {
-                format!("the rules declare no audience `{name}`")
-            };
-            return Err(format!(
-                "{problem}{}",
-                known(sets.loaded.iter().map(|n| &**n))
-            ));
-        }
         sets.all
             .insert_ids(name, ids.iter().map(String::as_str))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("audience `{name}`: {e}"))?;
         sets.recompute();
         Ok(())
+    }
+
+    /// Replaces the members of audience `name` with a set of user indices
+    /// of the session's dictionary. Every index must belong to an id: an
+    /// index beyond the dictionary would make a member of whichever id is
+    /// interned next.
+    pub(crate) fn set_audience_set(&mut self, name: &str, members: Audience) -> Result<(), String> {
+        self.check_loaded(name)?;
+        let sets = &mut self.audiences;
+        let len = sets.all.dictionary().len();
+        if let Some(max) = members.as_bitmap().max() {
+            if u64::from(max) >= len as u64 {
+                let held = match len {
+                    0 => "is empty".to_string(),
+                    1 => "has 1 id (index 0)".to_string(),
+                    n => format!("has {n} ids (indices 0 to {})", n - 1),
+                };
+                return Err(format!(
+                    "audience `{name}`: the bitmap holds user index {max}, but the session's \
+                     id dictionary {held}; intern the users' ids first (`session.ids.intern`)"
+                ));
+            }
+        }
+        sets.all.insert(name, members);
+        sets.recompute();
+        Ok(())
+    }
+
+    /// The members of audience `name`, loaded or defined.
+    pub(crate) fn audience(&self, name: &str) -> Result<&Audience, String> {
+        let sets = &self.audiences;
+        let declared = sets.loaded.iter().any(|n| &**n == name)
+            || sets.defined.iter().any(|(n, _)| &**n == name);
+        match sets.all.get(name) {
+            Some(a) if declared => Ok(a),
+            _ => Err(format!(
+                "the rules declare no audience `{name}`{}",
+                known(
+                    sets.loaded
+                        .iter()
+                        .chain(sets.defined.iter().map(|(n, _)| n))
+                        .map(|n| &**n)
+                )
+            )),
+        }
+    }
+
+    /// Whether `name` is an audience the host loads; why not otherwise.
+    fn check_loaded(&self, name: &str) -> Result<(), String> {
+        let sets = &self.audiences;
+        if sets.loaded.iter().any(|n| &**n == name) {
+            return Ok(());
+        }
+        let problem = if sets.defined.iter().any(|(n, _)| &**n == name) {
+            format!("audience `{name}` is defined from other audiences: set those instead")
+        } else {
+            format!("the rules declare no audience `{name}`")
+        };
+        Err(format!(
+            "{problem}{}",
+            known(sets.loaded.iter().map(|n| &**n))
+        ))
+    }
+
+    /// The dictionary between user ids and the indices audiences hold.
+    pub(crate) fn dictionary(&self) -> &IdDictionary {
+        self.audiences.all.dictionary()
+    }
+
+    /// The dictionary, to intern new ids.
+    pub(crate) fn dictionary_mut(&mut self) -> &mut IdDictionary {
+        self.audiences.all.dictionary_mut()
     }
 
     /// The number of members of each audience, loaded or defined.

@@ -8,6 +8,7 @@
 
 use pyo3::prelude::*;
 
+mod audience;
 mod convert;
 mod decision;
 mod errors;
@@ -23,6 +24,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ruleset::PyDiagnostic>()?;
     m.add_class::<session::Session>()?;
     m.add_class::<decision::Decision>()?;
+    m.add_class::<audience::PyIdDictionary>()?;
     m.add_function(wrap_pyfunction!(ruleset::compile, m)?)?;
     m.add_function(wrap_pyfunction!(ruleset::compile_files, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -290,8 +290,9 @@ impl Ruleset {
             .collect()
     }
 
-    /// The audiences a host loads with ``Session.set_audience`` (those
-    /// declared without a definition).
+    /// The audiences a host loads with ``Session.set_audience`` or
+    /// ``Session.set_audience_bytes`` (those declared without a
+    /// definition).
     #[getter]
     fn audiences(&self) -> Vec<String> {
         let decls = &self.inner.declarations().audiences;

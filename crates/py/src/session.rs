@@ -7,6 +7,7 @@
 //! callables. A callable that calls back into the session it is running in
 //! gets a `SessionError` instead of a deadlock.
 
+use crate::audience::{audience_error, bytes_of, Format, PyIdDictionary};
 use crate::convert::{self, fact_values, field_changes, fields_dict, show, to_py, Strings};
 use crate::decision::{decision_list, new_decision, Decision};
 use crate::errors;
@@ -389,6 +390,26 @@ impl Session {
             guard,
             owner: &self.owner,
         })
+    }
+
+    /// Runs `f` on the session's host, the session held.
+    pub(crate) fn with_host<T>(&self, py: Python<'_>, f: impl FnOnce(&PyHost) -> T) -> PyResult<T> {
+        Ok(f(self.lock(py)?.session.host()))
+    }
+
+    /// Runs `f` on the session's host if the session is free now.
+    pub(crate) fn try_with_host<T>(&self, f: impl FnOnce(&PyHost) -> T) -> Option<T> {
+        let inner = self.inner.try_lock().ok()?;
+        Some(f(inner.session.host()))
+    }
+
+    /// Runs `f` on the session's host, to change it, the session held.
+    pub(crate) fn with_host_mut<T>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut PyHost) -> T,
+    ) -> PyResult<T> {
+        Ok(f(self.lock(py)?.session.host_mut()))
     }
 
     /// Raises `stop` with `decisions` attached, or returns the decisions.
@@ -904,7 +925,8 @@ impl Session {
 
     /// The session's state as bytes: working memory (with the same ids),
     /// the clock, pending activations, delayed actions and counters.
-    /// Registered callables, audiences and refs are not part of it.
+    /// Registered callables, audiences (with the id dictionary) and refs
+    /// are not part of it.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let mut guard = self.lock(py)?;
         let inner: &mut Inner = &mut guard;
@@ -915,7 +937,7 @@ impl Session {
 
     /// A session restored from ``snapshot()`` bytes over the same rules: it
     /// continues exactly as the original would have. Register callables and
-    /// load audiences again. Raises ``SnapshotError`` for bytes that are not
+    /// load audiences (and the id dictionary) again. Raises ``SnapshotError`` for bytes that are not
     /// a snapshot of a session over these rules.
     #[staticmethod]
     fn restore(py: Python<'_>, ruleset: Py<Ruleset>, data: &[u8]) -> PyResult<Session> {
@@ -1049,11 +1071,13 @@ impl Session {
 
     /// Replaces the members of audience ``name`` (one the rules declare
     /// without a definition) with ``ids``, an iterable of user ids (``str``
-    /// or ``int``, compared as text: ``42`` is ``"42"``). Audiences defined
-    /// from others follow their parts.
+    /// or ``int``, compared as text: ``42`` is ``"42"``), interning them in
+    /// the session's id dictionary (``ids``). Audiences defined from others
+    /// follow their parts.
     ///
     /// Membership is read when facts are matched: facts already in working
-    /// memory keep the matches they made.
+    /// memory keep the matches they made. Raises ``AudienceError`` for a
+    /// name that is not a loaded audience.
     fn set_audience(&self, py: Python<'_>, name: &str, ids: &Bound<'_, PyAny>) -> PyResult<()> {
         let ids = member_ids(ids, name)?;
         let mut inner = self.lock(py)?;
@@ -1061,7 +1085,79 @@ impl Session {
             .session
             .host_mut()
             .set_audience(name, &ids)
-            .map_err(PyValueError::new_err)
+            .map_err(|m| audience_error(py, m))
+    }
+
+    /// Replaces the members of audience ``name`` (one the rules declare
+    /// without a definition) with a bitmap's bytes: dense user indices of
+    /// the session's id dictionary (``ids``), not the ids themselves.
+    ///
+    /// ``format`` is ``"portable"``, the Roaring portable format that
+    /// pyroaring's ``BitMap.serialize()`` writes (as do CRoaring, Java's
+    /// ``RoaringBitmap`` and roaring-rs), or ``"clickhouse"``, the state of
+    /// ``groupBitmap`` over a ``UInt32`` column. ``data`` is ``bytes``,
+    /// ``bytearray`` or ``memoryview``; it is read without the GIL.
+    ///
+    /// Every index must belong to an id of the dictionary (an index beyond
+    /// it would make a member of whichever id is interned next): intern the
+    /// users' ids first. Raises ``AudienceError`` (a ``ValueError``) naming
+    /// the audience for bytes that are not a bitmap in ``format``, for an
+    /// index the dictionary has not given, and for a name that is not a
+    /// loaded audience; the audience is then unchanged.
+    #[pyo3(signature = (name, data, *, format = "portable"))]
+    fn set_audience_bytes(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        data: &Bound<'_, PyAny>,
+        format: &str,
+    ) -> PyResult<()> {
+        let format = Format::parse(format)?;
+        let data = bytes_of(data, name)?;
+        let bytes = data.as_bytes();
+        let members = py
+            .detach(|| format.read(bytes, name))
+            .map_err(|m| audience_error(py, m))?;
+        let mut inner = self.lock(py)?;
+        inner
+            .session
+            .host_mut()
+            .set_audience_set(name, members)
+            .map_err(|m| audience_error(py, m))
+    }
+
+    /// The members of audience ``name`` (loaded or defined) as a bitmap's
+    /// bytes: dense user indices of the session's id dictionary (``ids``).
+    ///
+    /// ``format`` is ``"portable"`` (read it with pyroaring's
+    /// ``BitMap.deserialize``) or ``"clickhouse"`` (a ``groupBitmap``
+    /// state of a ``UInt32`` column: up to 32 members as a small set, more
+    /// as a bitmap, as ClickHouse writes it). Raises ``AudienceError`` for
+    /// a name the rules do not declare.
+    #[pyo3(signature = (name, *, format = "portable"))]
+    fn audience_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        format: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let format = Format::parse(format)?;
+        let inner = self.lock(py)?;
+        let members = inner
+            .session
+            .host()
+            .audience(name)
+            .map_err(|m| audience_error(py, m))?;
+        let bytes = py.detach(|| format.write(members));
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// The session's id dictionary: user ids to the dense indices that its
+    /// audiences (and their bytes) hold, and back. The session's own, not
+    /// a copy; an :class:`IdDictionary`.
+    #[getter]
+    fn ids(slf: &Bound<'_, Self>) -> PyIdDictionary {
+        PyIdDictionary::new(slf.clone().unbind())
     }
 
     /// The number of members of each audience, loaded or defined.

@@ -24,6 +24,7 @@ See ``docs/python.md`` for the guide.
 
 from ._errors import (
     ActionError,
+    AudienceError,
     CallbackError,
     ClockError,
     CompileError,
@@ -41,6 +42,7 @@ from ._errors import (
 from ._native import (
     Decision,
     Diagnostic,
+    IdDictionary,
     Ruleset,
     Session,
     __version__,
@@ -55,6 +57,7 @@ __all__ = [
     "Session",
     "Decision",
     "Diagnostic",
+    "IdDictionary",
     "NudgeError",
     "RuleError",
     "RuleSyntaxError",
@@ -68,6 +71,7 @@ __all__ = [
     "ActionError",
     "ClockError",
     "SnapshotError",
+    "AudienceError",
     "CallbackError",
     "__version__",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "ActionError",
     "ClockError",
     "SnapshotError",
+    "AudienceError",
     "CallbackError",
     "SYNTAX_CODES",
 ]
@@ -165,6 +166,14 @@ class ClockError(SessionError, ValueError):
 
 class SnapshotError(NudgeError, ValueError):
     """Bytes that are not a snapshot of a session over the same rules."""
+
+
+class AudienceError(NudgeError, ValueError):
+    """An audience that cannot be set or read: a name the rules do not
+    declare (or one defined from other audiences, given members), bytes
+    that are not a bitmap in the format given, or a bitmap holding a user
+    index that the session's id dictionary has not given. The message names
+    the audience; the audience is unchanged."""
 
 
 class CallbackError(NudgeError):

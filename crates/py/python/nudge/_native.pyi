@@ -26,6 +26,7 @@ __all__ = [
     "Diagnostic",
     "Session",
     "Decision",
+    "IdDictionary",
     "compile",
     "compile_files",
     "__version__",
@@ -151,7 +152,8 @@ class Ruleset:
         """The names of the event types (the other types are facts)."""
     @property
     def audiences(self) -> List[str]:
-        """The audiences a host loads with ``Session.set_audience``."""
+        """The audiences a host loads with ``Session.set_audience`` or
+        ``Session.set_audience_bytes``."""
     @property
     def functions(self) -> List[str]:
         """The host functions the rules declare."""
@@ -262,8 +264,8 @@ class Session:
         as ``nudge replay`` does with JSON lines, firing after each; returns
         the decisions made. Runs in chunks without the GIL."""
     def snapshot(self) -> bytes:
-        """The session's state as bytes (callables, audiences and refs are
-        not part of it)."""
+        """The session's state as bytes (callables, audiences, the id
+        dictionary and refs are not part of it)."""
     @staticmethod
     def restore(ruleset: Ruleset, data: bytes) -> Session:
         """A session restored from ``snapshot()`` bytes over the same rules.
@@ -293,8 +295,55 @@ class Session:
         ``None``."""
     def set_audience(self, name: str, ids: Iterable[Union[str, int]]) -> None:
         """Replaces the members of audience ``name`` (one the rules declare
-        without a definition) with ``ids``; ids are compared as text
-        (``42`` is ``"42"``). Audiences defined from others follow."""
+        without a definition) with ``ids``, interning them in ``ids``; ids
+        are compared as text (``42`` is ``"42"``). Audiences defined from
+        others follow. Raises ``AudienceError`` for a name that is not a
+        loaded audience."""
+    def set_audience_bytes(
+        self,
+        name: str,
+        data: Union[bytes, bytearray, memoryview],
+        *,
+        format: str = "portable",
+    ) -> None:
+        """Replaces the members of audience ``name`` with a bitmap's bytes,
+        whose values are user indices of the session's id dictionary
+        (``ids``). ``format`` is ``"portable"`` (pyroaring's
+        ``BitMap.serialize()``, the Roaring portable format) or
+        ``"clickhouse"`` (a ``groupBitmap`` state of a ``UInt32`` column).
+        Raises ``AudienceError`` naming the audience for bytes that are not
+        such a bitmap, or that hold an index the dictionary has not given."""
+    def audience_bytes(self, name: str, *, format: str = "portable") -> bytes:
+        """The members of audience ``name`` (loaded or defined) as a bitmap's
+        bytes of user indices of ``ids``, in ``format`` (``"portable"``,
+        for pyroaring's ``BitMap.deserialize``, or ``"clickhouse"``)."""
+    @property
+    def ids(self) -> IdDictionary:
+        """The session's id dictionary: user ids to the dense indices its
+        audiences hold, and back (the session's own, not a copy)."""
     @property
     def audiences(self) -> Dict[str, int]:
         """The number of members of each audience, loaded or defined."""
+
+@final
+class IdDictionary:
+    """The dictionary between user ids and the dense user indices that a
+    session's audiences hold, as Roaring bitmaps; get it from
+    ``session.ids``.
+
+    Ids get the indices ``0, 1, 2, ...`` in order of first appearance, and an
+    index never changes once given. Ids are text: ``42`` is ``"42"``.
+    """
+
+    def index(self, id: Union[str, int]) -> Optional[int]:
+        """The index of user ``id``, or ``None``; never adds the id."""
+    def id(self, index: int) -> Optional[str]:
+        """The user id of ``index``, or ``None`` if no id has it."""
+    def intern(self, id: Union[str, int]) -> int:
+        """The index of user ``id``, giving it the next one if it has none."""
+    def intern_many(self, ids: Iterable[Union[str, int]]) -> List[int]:
+        """The indices of ``ids``, in order, interning new ones."""
+    def to_list(self) -> List[str]:
+        """Every id, in index order."""
+    def __len__(self) -> int: ...
+    def __contains__(self, id: object, /) -> bool: ...
