@@ -4,7 +4,7 @@
 use super::{
     AggSpec, AlphaNet, BetaId, BetaKind, BetaNode, CAction, EmitInfo, Input, Network, TimeSpec,
 };
-use crate::ir::{reads_clock, Action, Arg, Condition, Expr, Pattern, Rule, RuleId, RuleSet};
+use crate::ir::{reads_clock, Action, Arg, Condition, Expr, Pattern, RuleId, RuleSet};
 use nudge_core::{Duration, FactKind, Value, ValueType};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
@@ -41,7 +41,7 @@ pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
     };
     for (i, rule) in rules.rules().iter().enumerate() {
         let id = RuleId::new(i as u32);
-        let horizon = rule_horizon(rule);
+        let horizon = rule.horizon();
         let mut node: BetaId = 0;
         // Retention of the event bound at each slot (`None`: a fact or an
         // aggregate), for the `after` patterns that refer to it.
@@ -151,9 +151,7 @@ pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
         .iter()
         .enumerate()
         .map(|(i, r)| match r.conditions.as_slice() {
-            [Condition::Pattern(p)] if !rule_tokens[i] => {
-                time_spec(&rules, p, rule_horizon(r)).horizon
-            }
+            [Condition::Pattern(p)] if !rule_tokens[i] => time_spec(&rules, p, r.horizon()).horizon,
             _ => None,
         })
         .collect();
@@ -227,11 +225,6 @@ fn is_event(rules: &RuleSet, p: &Pattern) -> bool {
 
 fn value_type(rules: &RuleSet, a: &crate::ir::Aggregate, v: &Expr) -> Option<ValueType> {
     crate::ir::own_type(rules, a.source.ty, v)
-}
-
-/// The rule's horizon (see [`Rule::horizon`]).
-pub(crate) fn rule_horizon(rule: &Rule) -> Duration {
-    rule.horizon()
 }
 
 fn time_spec(rules: &RuleSet, p: &Pattern, horizon: Duration) -> TimeSpec {
