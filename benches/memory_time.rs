@@ -74,7 +74,7 @@ fn row(s: &Session, events: usize, rate: f64) {
 /// clock follows the event times.
 fn run(rules: &Ruleset, n: usize, every: usize, advance: bool) {
     let mut stream = Stream::new(rules, 42, 85);
-    let mut s = rules.session();
+    let mut s = rules.bare_session(nudge::SessionConfig::default());
     if advance {
         s.advance_to(Timestamp::from_millis(START_MS))
             .expect("forward");

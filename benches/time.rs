@@ -40,7 +40,7 @@ const BATCH: usize = 10_000;
 fn throughput(c: &mut Criterion, name: &str, rules: &[&str], views: u64, warm: usize) {
     let rules = ruleset("time.nudge", rules);
     let mut stream = Stream::new(&rules, 7, views);
-    let mut s = rules.session();
+    let mut s = rules.bare_session(nudge::SessionConfig::default());
     s.advance_to(Timestamp::from_millis(START_MS))
         .expect("forward");
     let t = Instant::now();
@@ -103,7 +103,7 @@ fn mixed(c: &mut Criterion) {
 fn snapshot(c: &mut Criterion) {
     let rules = ruleset("time.nudge", &MIXED);
     let mut stream = Stream::new(&rules, 11, 85);
-    let mut s = rules.session();
+    let mut s = rules.bare_session(nudge::SessionConfig::default());
     s.advance_to(Timestamp::from_millis(START_MS))
         .expect("forward");
     feed(&mut s, stream.batch(100_000));

@@ -1,6 +1,9 @@
 //! A compiled ruleset and the conversions a host needs around it: rule
 //! text in, facts from JSON, sessions out.
 
+use crate::campaign::CampaignHost;
+use nudge_core::primitives::decide::{Primitives, PrimitivesError};
+use nudge_core::primitives::store::{MemoryStore, StateStore};
 use nudge_core::{decl::Declarations, Duration, Timestamp, TypeId, Value, ValueType};
 use nudge_dsl::{CheckedRuleset, Diagnostic, Sources};
 use nudge_rete::{CompileError, Network, NoHost, Session, SessionConfig};
@@ -22,6 +25,9 @@ pub enum Error {
     /// The rules are valid but use a construct the engine does not run yet.
     #[error(transparent)]
     Compile(#[from] CompileError),
+    /// A declaration cannot be put to work (an unknown time zone...).
+    #[error(transparent)]
+    Primitives(#[from] PrimitivesError),
 }
 
 /// Why a fact given as JSON was refused.
@@ -87,6 +93,7 @@ pub enum InputError {
 pub struct Ruleset {
     declarations: Arc<Declarations>,
     network: Arc<Network>,
+    primitives: Arc<Primitives>,
 }
 
 impl Ruleset {
@@ -112,10 +119,34 @@ impl Ruleset {
     pub fn compile(checked: CheckedRuleset) -> Result<Ruleset, Error> {
         let (rules, declarations) = checked.into_parts();
         let network = Network::shared(rules)?;
+        let declarations = Arc::new(declarations);
+        let primitives = Arc::new(Primitives::new(
+            declarations.clone(),
+            network.rules().schema(),
+            Arc::new(MemoryStore::new()),
+        )?);
         Ok(Ruleset {
-            declarations: Arc::new(declarations),
+            declarations,
             network,
+            primitives,
         })
+    }
+
+    /// The same ruleset with its shared state (coupon stock, caps,
+    /// idempotency keys) kept in `store` instead of a fresh in-memory one:
+    /// sessions of every instance using one store share it.
+    pub fn with_store(mut self, store: Arc<dyn StateStore>) -> Result<Ruleset, Error> {
+        self.primitives = Arc::new(Primitives::new(
+            self.declarations.clone(),
+            self.network.rules().schema(),
+            store,
+        )?);
+        Ok(self)
+    }
+
+    /// The deciders of the built-in actions, shared by every session.
+    pub fn primitives(&self) -> &Arc<Primitives> {
+        &self.primitives
     }
 
     /// The compiled network.
@@ -128,13 +159,25 @@ impl Ruleset {
         &self.declarations
     }
 
-    /// A new session with no host.
-    pub fn session(&self) -> Session<NoHost> {
-        Session::new(self.network.clone())
+    /// A new session whose built-in actions are checked by the ruleset's
+    /// primitives (see [`CampaignHost`]).
+    pub fn session(&self) -> Session<CampaignHost> {
+        self.session_with(SessionConfig::default())
     }
 
     /// A new session with settings (lateness, clock...).
-    pub fn session_with(&self, config: SessionConfig) -> Session<NoHost> {
+    pub fn session_with(&self, config: SessionConfig) -> Session<CampaignHost> {
+        Session::with_config(self.network.clone(), self.host(), config)
+    }
+
+    /// A fresh host for a session of this ruleset.
+    pub fn host(&self) -> CampaignHost {
+        CampaignHost::new(self.primitives.clone(), self.network.clone())
+    }
+
+    /// A session with no host: every decision comes out as the rule made
+    /// it, unchecked, for callers that carry all actions out themselves.
+    pub fn bare_session(&self, config: SessionConfig) -> Session<NoHost> {
         Session::with_config(self.network.clone(), NoHost, config)
     }
 

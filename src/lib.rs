@@ -27,17 +27,18 @@
 #![forbid(unsafe_code)]
 
 pub use nudge_core::{
-    decl, ActionSignature, Decision, Duration, FactKind, FactType, FieldId, Schema, Timestamp,
-    TypeId, Value, ValueType,
+    decl, primitives, ActionSignature, Decision, Duration, Effect, FactKind, FactType, FieldId,
+    Outcome, Schema, Status, Timestamp, TypeId, Value, ValueType,
 };
 pub use nudge_dsl::{
     check, check_files, check_str, CheckedRuleset, Diagnostic, ErrorKind, Sources, Summary,
 };
 pub use nudge_rete::{
-    ir, Clock, CompileError, Counters, DecisionRef, FactError, FactId, Host, LatePolicy, Network,
-    NetworkStats, NoHost, Session, SessionConfig, SessionError, SnapshotError,
+    ir, Clock, CompileError, Counters, DecisionRef, FactError, FactId, Host, LatePolicy, Memory,
+    Network, NetworkStats, NoHost, Session, SessionConfig, SessionError, SnapshotError,
 };
 
+pub mod campaign;
 mod engine;
 pub mod replay;
 pub use engine::{json_value, Error, InputError, Ruleset};

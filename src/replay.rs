@@ -19,12 +19,32 @@
 //! `{"advance": "2026-11-22T11:00:00Z"}` or `{"advance": "30m"}` moves it
 //! alone. Timers that fall due on the way (absences, windows, delayed
 //! actions) fire at their own instant, and each decision carries its time.
+//!
+//! The session's host can be fed too:
+//!
+//! ```text
+//! {"audience": "vip", "members": ["u1", "u2"]}
+//! {"context": "features", "key": "u1", "values": {"uplift_segment": "persuadable"}}
+//! {"reach": {"user": "u1", "channel": "wechat", "reachable": false}}
+//! {"reach": {"user": "u2", "channel": "sms", "opted_out": true}}
+//! ```
+//!
+//! An `audience` line loads the audience's members; a `context` line sets
+//! the row a context provider answers for a key; a `reach` line records
+//! whether a user can be reached on a channel, or opted out of it.
+//!
+//! Each decision is written with what became of it: `status` (`suppressed`,
+//! `deferred`, `failed`; absent when carried out), the `reason`, and the
+//! `details` the primitives recorded (the coupon issued, the channel used,
+//! the cap that stopped a message, the experiment arm).
 
-use crate::{Ruleset, Session, SessionConfig, Value};
+use crate::campaign::{CampaignHost, ContextFact, ContextTable, Provider};
+use crate::{Ruleset, Session, SessionConfig, Status, Value};
 use nudge_core::{Duration, FieldId, Timestamp};
 use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
+use std::sync::{Arc, Mutex};
 
 /// One problem with one line of input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +99,9 @@ pub struct ReplayReport {
 /// Feeds JSON lines into a session.
 pub struct Replayer<'r> {
     rules: &'r Ruleset,
-    session: Session,
+    session: Session<CampaignHost>,
     refs: HashMap<String, crate::FactId>,
+    contexts: HashMap<String, SharedTable>,
     report: ReplayReport,
 }
 
@@ -96,12 +117,13 @@ impl<'r> Replayer<'r> {
             rules,
             session: rules.session_with(config),
             refs: HashMap::new(),
+            contexts: HashMap::new(),
             report: ReplayReport::default(),
         }
     }
 
     /// The session.
-    pub fn session(&self) -> &Session {
+    pub fn session(&self) -> &Session<CampaignHost> {
         &self.session
     }
 
@@ -205,6 +227,42 @@ impl<'r> Replayer<'r> {
             };
             return self.clock_to(t);
         }
+        if let Some(name) = obj.get("audience") {
+            let name = name.as_str().ok_or("`audience` names an audience")?;
+            let members = obj
+                .get("members")
+                .and_then(Json::as_array)
+                .ok_or("`members` is an array of user ids")?;
+            let ids = members
+                .iter()
+                .map(|m| m.as_str().ok_or("user ids are strings"))
+                .collect::<Result<Vec<_>, _>>()?;
+            return self
+                .session
+                .host_mut()
+                .load_audience(name, ids)
+                .map_err(|e| e.to_string());
+        }
+        if let Some(name) = obj.get("context") {
+            return self.context_row(name, &obj);
+        }
+        if let Some(reach) = obj.get("reach") {
+            let user = reach.get("user").and_then(Json::as_str);
+            let channel = reach.get("channel").and_then(Json::as_str);
+            let (Some(user), Some(channel)) = (user, channel) else {
+                return Err("`reach` needs `user` and `channel`".to_string());
+            };
+            let contacts = self.session.host_mut().contacts_mut();
+            if let Some(r) = reach.get("reachable") {
+                let r = r.as_bool().ok_or("`reachable` is true or false")?;
+                contacts.set_reachable(user, channel, r);
+            }
+            if let Some(o) = reach.get("opted_out") {
+                let o = o.as_bool().ok_or("`opted_out` is true or false")?;
+                contacts.set_opted_out(user, channel, o);
+            }
+            return Ok(());
+        }
         let fields = || {
             obj.get("fields")
                 .cloned()
@@ -259,8 +317,57 @@ impl<'r> Replayer<'r> {
             }
             Ok(())
         } else {
-            Err("a line needs `insert`, `modify`, `retract` or `advance`".to_string())
+            Err("a line needs `insert`, `modify`, `retract`, `advance`, `audience`, `context` or `reach`".to_string())
         }
+    }
+
+    /// Sets a row of a context provider's table, registering the table the
+    /// first time the context is named.
+    fn context_row(&mut self, name: &Json, obj: &Map<String, Json>) -> Result<(), String> {
+        let name = name.as_str().ok_or("`context` names a context")?;
+        let key = obj
+            .get("key")
+            .and_then(Json::as_str)
+            .ok_or("`key` is a string")?;
+        let Some(Json::Object(values)) = obj.get("values") else {
+            return Err("`values` is an object of fields".to_string());
+        };
+        // The fields' types: from any type the context fills.
+        let schema = self.rules.network().rules().schema();
+        let mut row = Vec::new();
+        for (field, v) in values {
+            let def = schema
+                .types()
+                .iter()
+                .filter(|t| t.contexts().iter().any(|c| &*c.name == name))
+                .find_map(|t| {
+                    let f = t.field_id(field)?;
+                    t.contexts()
+                        .iter()
+                        .any(|c| &*c.name == name && c.fields.contains(&f))
+                        .then(|| t.field_def(f).clone())
+                })
+                .ok_or_else(|| format!("context `{name}` fills no field `{field}`"))?;
+            let value = match v {
+                Json::Null => Value::Null,
+                v => crate::json_value(v, def.ty).map_err(|p| {
+                    format!("field `{field}` of context `{name}` is {}: {p}", def.ty)
+                })?,
+            };
+            row.push((field.clone(), value));
+        }
+        if !self.contexts.contains_key(name) {
+            let table = SharedTable::default();
+            self.session.host_mut().set_provider(name, table.clone())?;
+            self.contexts.insert(name.to_string(), table);
+        }
+        let table = &self.contexts[name];
+        table
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set(key, row);
+        Ok(())
     }
 
     fn lookup(&self, r: &Json) -> Result<crate::FactId, String> {
@@ -306,6 +413,24 @@ impl<'r> Replayer<'r> {
                 });
                 if let Some(b) = d.branch() {
                     rec["branch"] = json!(b);
+                }
+                match d.status() {
+                    Status::Done => {}
+                    Status::Suppressed(reason) | Status::Failed(reason) => {
+                        rec["status"] = json!(d.status().name());
+                        rec["reason"] = json!(&**reason);
+                    }
+                    Status::Deferred(until) => {
+                        rec["status"] = json!("deferred");
+                        rec["until"] = json!(until.to_string());
+                    }
+                }
+                let details: Map<String, Json> = d
+                    .details()
+                    .map(|(n, v)| (n.to_string(), value_json(v)))
+                    .collect();
+                if !details.is_empty() {
+                    rec["details"] = Json::Object(details);
                 }
                 serde_json::to_writer(&mut *w, &rec)?;
                 w.write_all(b"\n")?;
@@ -359,5 +484,18 @@ pub fn value_json(v: &Value) -> Json {
         Value::Timestamp(t) => json!(t.to_string()),
         Value::Duration(d) => json!(d.to_string()),
         Value::List(items) => Json::Array(items.iter().map(|i| json!(&**i)).collect()),
+    }
+}
+
+/// A context table the replayer keeps filling while the session reads it.
+#[derive(Clone, Default)]
+struct SharedTable(Arc<Mutex<ContextTable>>);
+
+impl Provider for SharedTable {
+    fn provide(&mut self, fact: &mut ContextFact<'_>) -> Result<(), String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .provide(fact)
     }
 }

@@ -87,7 +87,7 @@ fn fires_by_salience_then_recency_then_rule_order() {
         rule low_too { when o: order_paid() then coupon(template: c10, user: o.user_id) }
         "#,
     );
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     insert(&r, &mut s, "order_paid", order("u1", "o1", 5.0));
     insert(&r, &mut s, "order_paid", order("u2", "o2", 5.0));
     s.fire().unwrap();
@@ -113,7 +113,7 @@ fn fires_by_salience_then_recency_then_rule_order() {
 #[test]
 fn an_activation_fires_once_and_retraction_cancels_pending_ones() {
     let r = rules("rule a { when o: order_paid() then coupon(template: c20, user: o.user_id) }");
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     let o1 = insert(&r, &mut s, "order_paid", order("u1", "o1", 5.0));
     assert_eq!(s.fire().unwrap(), 1);
     assert_eq!(s.fire().unwrap(), 0, "refraction");
@@ -139,7 +139,7 @@ fn modify_keeps_identity_and_rematches() {
     let r = rules(
         "rule big { when o: order_paid(amount > 100) then coupon(template: c20, user: o.user_id) }",
     );
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     let id = insert(&r, &mut s, "order_paid", order("u1", "o1", 5.0));
     assert_eq!(s.fire().unwrap(), 0);
     let amount = r
@@ -167,7 +167,7 @@ fn no_loop_stops_a_rule_from_reactivating_itself() {
         )
     };
     let r = rules(&body("no-loop"));
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     let p = insert(
         &r,
         &mut s,
@@ -178,7 +178,7 @@ fn no_loop_stops_a_rule_from_reactivating_itself() {
     assert_eq!(s.fact(p).unwrap().1[1], Value::Int(2));
 
     let r = rules(&body(""));
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     let p = insert(
         &r,
         &mut s,
@@ -201,7 +201,7 @@ fn run_limit_stops_runaway_chaining_with_an_error() {
             then modify p(level: p.level + 1)
         }"#,
     );
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     s.set_config(SessionConfig {
         max_firings: 50,
         ..SessionConfig::default()
@@ -230,7 +230,7 @@ fn activation_group_fires_only_the_best_strategy_per_trigger() {
         rule audit { when o: order_paid() then message(channel: "log", template: "audit", user: o.user_id) }
         "#,
     );
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     insert(&r, &mut s, "order_paid", order("u1", "o1", 150.0));
     s.fire().unwrap();
     assert_eq!(fired_rules(&mut s), vec!["coupon_20", "audit"]);
@@ -262,7 +262,7 @@ fn not_and_exists_follow_working_memory() {
         }
         "#,
     );
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     insert(
         &r,
         &mut s,
@@ -312,7 +312,7 @@ fn joins_and_forward_chaining() {
         }
         "#,
     );
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     insert(
         &r,
         &mut s,
@@ -343,7 +343,7 @@ fn joins_and_forward_chaining() {
 #[test]
 fn bad_facts_are_refused_and_change_nothing() {
     let r = rules("rule a { when o: order_paid() then coupon(template: c20, user: o.user_id) }");
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     let good = insert(&r, &mut s, "order_paid", order("u1", "o1", 5.0));
     let before = (s.fact_count(), s.matches(), s.token_count());
     let ty = r.type_id("order_paid").unwrap();
@@ -431,7 +431,7 @@ fn s18_a_test_shared_by_500_rules_is_evaluated_once_per_event() {
     let r = rules(&body);
     let stats = r.network().stats();
     assert_eq!(stats.rules, 500);
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     let ty = r.type_id("member_event").unwrap();
     s.insert(
         ty,
@@ -453,7 +453,7 @@ fn rulesets_are_shared_across_threads() {
         .map(|t| {
             let r = r.clone();
             std::thread::spawn(move || {
-                let mut s = r.session();
+                let mut s = r.bare_session(nudge::SessionConfig::default());
                 for i in 0..100 {
                     let (ty, v) = r
                         .fact_from_json(

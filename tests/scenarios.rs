@@ -92,7 +92,7 @@ fn s18_the_shared_level_test_is_reached_once_per_event() {
     let r = load("s18_node_sharing.nudge");
     let stats = r.network().stats();
     assert_eq!(stats.rules, 500);
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     let event = |level: i64, price: f64| json!({"user_id": "u1", "at": "2026-11-22T10:00:00Z", "member_level": level, "category": "phone", "price": price});
     insert(&r, &mut s, "vip_cart_item", event(7, 1_000_000.0));
     // One category node, the one `member_level > 5` below it, and the price

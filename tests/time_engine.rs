@@ -82,7 +82,7 @@ rule birthday {
 action greet(user: string)
 "#,
     );
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     s.advance_to(ts("2026-11-20T00:00:00Z")).unwrap();
     let profile = |u: &str, tz: &str| json!({"user_id": u, "birthday": "1990-11-22T12:00:00Z", "timezone": tz});
     insert(&r, &mut s, "profile", profile("shanghai", "Asia/Shanghai"));
@@ -133,7 +133,7 @@ rule hot_category {
 action push(user: string, category: string, views: int)
 "#,
     );
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     let view = |u: &str, c: &str, at: &str| json!({"user_id": u, "category": c, "at": at});
     s.advance_to(ts("2026-11-22T10:00:00Z")).unwrap();
     for (u, c, at) in [
@@ -195,7 +195,7 @@ action push(user: string)
 action audit(user: string)
 "#,
     );
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     s.advance_to(ts("2026-11-22T10:00:00Z")).unwrap();
     let order = |u: &str, id: &str| json!({"user_id": u, "order_id": id, "amount": 10.0, "at": "2026-11-22T10:00:00Z"});
     insert(&r, &mut s, "order_created", order("u1", "o1"));
@@ -240,7 +240,7 @@ action sms(user: string)
         lateness: "2m".parse().unwrap(),
         ..SessionConfig::default()
     };
-    let mut s = r.session_with(config);
+    let mut s = r.bare_session(config);
     s.advance_to(ts("2026-11-22T10:00:00Z")).unwrap();
     insert(
         &r,
@@ -280,7 +280,7 @@ action sms(user: string)
         Err(SessionError::ClockBackwards { .. })
     ));
     // Under `AtWatermark`, the late event is taken at the watermark.
-    let mut s2 = r.session_with(SessionConfig {
+    let mut s2 = r.bare_session(SessionConfig {
         late: LatePolicy::AtWatermark,
         ..config
     });
@@ -353,7 +353,7 @@ fn stream(r: &Ruleset, s: &mut Session, from: usize, to: usize) -> Vec<(String, 
 #[test]
 fn a_restored_snapshot_continues_exactly() {
     let r = rules(SNAPSHOT_RULES);
-    let mut original = r.session();
+    let mut original = r.bare_session(nudge::SessionConfig::default());
     let mut first = stream(&r, &mut original, 0, 40);
     let bytes = original.snapshot();
     let mut restored = Session::restore(r.network().clone(), nudge::NoHost, &bytes)
@@ -393,7 +393,7 @@ fn a_restored_snapshot_continues_exactly() {
 #[test]
 fn bad_snapshots_are_clear_errors() {
     let r = rules(SNAPSHOT_RULES);
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     stream(&r, &mut s, 0, 10);
     let bytes = s.snapshot();
     let restore = |b: &[u8]| Session::restore(r.network().clone(), nudge::NoHost, b).err();
@@ -436,7 +436,7 @@ rule seen {
 action push(user: string)
 "#,
     );
-    let mut s = r.session_with(SessionConfig {
+    let mut s = r.bare_session(SessionConfig {
         clock: nudge::Clock::System,
         ..SessionConfig::default()
     });
@@ -486,7 +486,7 @@ rule a_minute_after_noon {
 action greet(user: string)
 "#,
     );
-    let mut s = r.session();
+    let mut s = r.bare_session(nudge::SessionConfig::default());
     s.advance_to(ts("2026-11-22T00:00:00Z")).unwrap();
     insert(
         &r,

@@ -180,6 +180,8 @@ pub struct FunctionSignature {
 ///   sends a message, falling back along a channel list.
 /// - `transition(machine: M, user: "u", to: S)` moves a user to state `S`.
 /// - `split(experiment: E, user: "u") { arm => actions ... }` assigns an arm.
+/// - `link_identity(id: "a", same_as: "b")` records that two identifiers
+///   are one person, for caps, coupons and campaign limits.
 pub fn builtin_actions() -> Vec<ActionSignature> {
     use DeclKind::*;
     let string = || ParamType::Value(vec![ValueType::String]);
@@ -206,6 +208,9 @@ pub fn builtin_actions() -> Vec<ActionSignature> {
             .param_of("experiment", ParamType::Decl(Experiment), true)
             .param_of("user", string(), true)
             .with_branches(Branches::Arms(Experiment)),
+        ActionSignature::new("link_identity")
+            .param_of("id", string(), true)
+            .param_of("same_as", string(), true),
     ]
 }
 
@@ -220,6 +225,8 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), b.len());
-        assert!(b.iter().all(|s| s.param_named("user").is_some()));
+        assert!(b
+            .iter()
+            .all(|s| s.param_named("user").is_some() || s.name() == "link_identity"));
     }
 }

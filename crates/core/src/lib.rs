@@ -30,8 +30,8 @@ mod value;
 pub use action::{
     builtin_actions, ActionSignature, Branches, DeclKind, FunctionSignature, Param, ParamType,
 };
-pub use decision::Decision;
-pub use schema::{FactKind, FactType, FieldDef, FieldId, Schema, SchemaError, TypeId};
+pub use decision::{Decision, Effect, Outcome, Status};
+pub use schema::{ContextDef, FactKind, FactType, FieldDef, FieldId, Schema, SchemaError, TypeId};
 pub use time::{
     civil_time, is_known_zone, next_civil_boundary, Civil, CivilUnit, Duration, DurationError,
     Timestamp, TimestampError,

@@ -79,6 +79,20 @@ pub struct FactType {
     fields: Vec<FieldDef>,
     key: Option<FieldId>,
     time: Option<FieldId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    contexts: Vec<ContextDef>,
+}
+
+/// A context provider of a type: host code, registered by `name`, that
+/// fills `fields` of every fact of the type when it is inserted (a user's
+/// uplift score, their member level), so conditions read plain fields and
+/// never call out while matching.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ContextDef {
+    /// Name the host registers the provider under.
+    pub name: Arc<str>,
+    /// The fields it fills, in declaration order.
+    pub fields: Vec<FieldId>,
 }
 
 /// Why a schema could not be built.
@@ -115,6 +129,7 @@ impl FactType {
             fields: Vec::new(),
             key: None,
             time: None,
+            contexts: Vec::new(),
         }
     }
 
@@ -145,6 +160,35 @@ impl FactType {
         }
         self.time = Some(id);
         Ok(self)
+    }
+
+    /// Declares that context provider `name` fills the fields `fields`
+    /// (already added) of every inserted fact.
+    ///
+    /// ```
+    /// use nudge_core::{FactKind, FactType, ValueType};
+    /// let cart = FactType::new("add_to_cart", FactKind::Event)
+    ///     .field("user_id", ValueType::String, false)
+    ///     .field("uplift", ValueType::String, true)
+    ///     .with_context("features", &["uplift"])?;
+    /// assert_eq!(&*cart.contexts()[0].name, "features");
+    /// Ok::<(), nudge_core::SchemaError>(())
+    /// ```
+    pub fn with_context(mut self, name: &str, fields: &[&str]) -> Result<Self, SchemaError> {
+        let fields = fields
+            .iter()
+            .map(|f| self.require(f))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.contexts.push(ContextDef {
+            name: name.into(),
+            fields,
+        });
+        Ok(self)
+    }
+
+    /// The context providers that fill fields of this type, in order.
+    pub fn contexts(&self) -> &[ContextDef] {
+        &self.contexts
     }
 
     fn require(&self, name: &str) -> Result<FieldId, SchemaError> {

@@ -88,6 +88,8 @@ pub enum Item {
     Include(Include),
     /// `event x { ... }` or `fact x { ... }`
     Type(TypeDecl),
+    /// `context provider for type { ... }`
+    Context(ContextDecl),
     /// `audience vip` or `audience a = b and not c`
     Audience(AudienceDecl),
     /// `machine m { ... }`
@@ -108,6 +110,7 @@ impl Item {
         match self {
             Item::Include(i) => i.span,
             Item::Type(i) => i.span,
+            Item::Context(i) => i.span,
             Item::Audience(i) => i.span,
             Item::Machine(i) => i.span,
             Item::Settings(i) => i.span,
@@ -135,6 +138,20 @@ pub struct TypeDecl {
     /// Type name.
     pub name: Ident,
     /// Fields.
+    pub fields: Vec<FieldDecl>,
+    /// Where.
+    pub span: Span,
+}
+
+/// A context provider: fields that host code, registered under `name`,
+/// adds to every inserted fact of type `target`, before matching.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextDecl {
+    /// The provider's name.
+    pub name: Ident,
+    /// The type whose facts it enriches.
+    pub target: Ident,
+    /// The fields it fills, appended to the type's own.
     pub fields: Vec<FieldDecl>,
     /// Where.
     pub span: Span,

@@ -343,28 +343,11 @@ impl<'a> Printer<'a> {
                     nudge_core::FactKind::Fact => "fact",
                 };
                 let head = format!("{kind} {}", t.name.name);
-                self.block(
-                    0,
-                    &head,
-                    t.span,
-                    &t.fields,
-                    |_, f| f.span.start,
-                    |p, d, f| {
-                        let mut s = String::new();
-                        match f.role {
-                            Some(FieldRole::Key) => s.push_str("key "),
-                            Some(FieldRole::Time) => s.push_str("time "),
-                            None => {}
-                        }
-                        s.push_str(&f.name.name);
-                        s.push_str(": ");
-                        type_ref(&mut s, &f.ty);
-                        if f.optional {
-                            s.push('?');
-                        }
-                        p.line(d, &s, p.end(f.span));
-                    },
-                );
+                self.fields(&head, t.span, &t.fields);
+            }
+            Item::Context(c) => {
+                let head = format!("context {} for {}", c.name.name, c.target.name);
+                self.fields(&head, c.span, &c.fields);
             }
             Item::Audience(a) => {
                 let mut s = format!("audience {}", a.name.name);
@@ -428,6 +411,32 @@ impl<'a> Printer<'a> {
             }
             Item::Rule(r) => self.rule(r),
         }
+    }
+
+    /// A block of field declarations: a type's or a context's.
+    fn fields(&mut self, head: &str, span: Span, fields: &[FieldDecl]) {
+        self.block(
+            0,
+            head,
+            span,
+            fields,
+            |_, f| f.span.start,
+            |p, d, f| {
+                let mut s = String::new();
+                match f.role {
+                    Some(FieldRole::Key) => s.push_str("key "),
+                    Some(FieldRole::Time) => s.push_str("time "),
+                    None => {}
+                }
+                s.push_str(&f.name.name);
+                s.push_str(": ");
+                type_ref(&mut s, &f.ty);
+                if f.optional {
+                    s.push('?');
+                }
+                p.line(d, &s, p.end(f.span));
+            },
+        );
     }
 
     fn rule(&mut self, r: &RuleDecl) {
@@ -1270,6 +1279,24 @@ rule r {
             "rule r { when ( // why\n a > 1) then m() }",
             "rule r {\n    when\n        a > 1\n        // why\n    then\n        m()\n}\n",
         );
+    }
+
+    #[test]
+    fn contexts() {
+        same(
+            "// The host's feature store.\ncontext features for add_to_cart { // per insert\n\
+             uplift_segment: string?, member_level : int\n  tags: list<string> /* crm */ }\n\
+             context crm for add_to_cart {}",
+            "// The host's feature store.\ncontext features for add_to_cart {  // per insert\n    \
+             uplift_segment: string?\n    member_level: int\n    tags: list<string>  /* crm */\n}\n\n\
+             context crm for add_to_cart {}\n",
+        );
+        // The words of the syntax are names like any other.
+        same(
+            "context for for context { key key: int time time: timestamp }",
+            "context for for context {\n    key key: int\n    time time: timestamp\n}\n",
+        );
+        same("context context for for {}", "context context for for {}\n");
     }
 
     #[test]

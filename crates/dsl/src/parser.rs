@@ -23,10 +23,11 @@ pub const MAX_EXPR_DEPTH: usize = 256;
 
 /// Top-level keywords: a line starting with one of them (and a name) is where
 /// the parser picks up again after a syntax error.
-const ITEM_KEYWORDS: [&str; 12] = [
+const ITEM_KEYWORDS: [&str; 13] = [
     "include",
     "event",
     "fact",
+    "context",
     "audience",
     "machine",
     "cap",
@@ -225,9 +226,11 @@ fn next_item_start(text: &str, pos: usize) -> Option<usize> {
         let starts_item = ITEM_KEYWORDS.iter().any(|k| {
             trimmed.strip_prefix(k).is_some_and(|after| {
                 let after_ws = after.trim_start_matches([' ', '\t']);
-                after_ws.len() < after.len()
+                let named = after_ws.len() < after.len()
                     && after_ws
-                        .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '"')
+                        .starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '"');
+                // `context` is a common name: only `context NAME for` starts an item.
+                named && (*k != "context" || names_then_for(after_ws))
             })
         });
         if starts_item {
@@ -235,6 +238,20 @@ fn next_item_start(text: &str, pos: usize) -> Option<usize> {
         }
         line_start += line.find('\n')? + 1;
     }
+}
+
+/// Whether `text` starts with a name, blanks and the word `for`.
+fn names_then_for(text: &str) -> bool {
+    let name_len = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(text.len());
+    let after = &text[name_len..];
+    let after_ws = after.trim_start_matches([' ', '\t']);
+    name_len > 0
+        && after_ws.len() < after.len()
+        && after_ws
+            .strip_prefix("for")
+            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// A human name for every grammar rule, for "expected ..." messages.
@@ -268,6 +285,8 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_insert | Rule::insert => "`insert`",
         Rule::kw_modify | Rule::modify => "`modify`",
         Rule::kw_retract | Rule::retract => "`retract`",
+        Rule::kw_context | Rule::context_decl => "`context`",
+        Rule::kw_for => "`for`",
         Rule::regardless => "`regardless`",
         Rule::string | Rule::string_inner | Rule::escape => "a string",
         Rule::duration => "a duration such as `10m`",
@@ -604,6 +623,19 @@ impl Cx<'_> {
                 Item::Type(TypeDecl {
                     kind,
                     name,
+                    fields,
+                    span,
+                })
+            }
+            Rule::context_decl => {
+                inner.next(); // `context`
+                let name = self.ident(inner.next()?);
+                inner.next(); // `for`
+                let target = self.ident(inner.next()?);
+                let fields = inner.map(|f| self.field(f)).collect::<Option<_>>()?;
+                Item::Context(ContextDecl {
+                    name,
+                    target,
                     fields,
                     span,
                 })

@@ -1498,6 +1498,8 @@ mod random_input {
         "channel",
         "event",
         "fact",
+        "context",
+        "for",
         "key",
         "time",
         "string",

@@ -470,6 +470,33 @@ fn rule_attr() -> impl Strategy<Value = RuleAttr> {
     ]
 }
 
+/// A field of a type or a context; roles parse in both (the checker
+/// refuses them in a context).
+fn field_decl() -> impl Strategy<Value = FieldDecl> {
+    (
+        prop::sample::select(vec![None, Some(FieldRole::Key), Some(FieldRole::Time)]),
+        field_ident(),
+        type_ref(),
+        any::<bool>(),
+    )
+        .prop_map(|(role, name, ty, optional)| FieldDecl {
+            role,
+            name,
+            ty,
+            optional,
+            span: Span::default(),
+        })
+}
+
+/// A context's name and target may be the words of its own syntax.
+fn context_ident() -> impl Strategy<Value = Ident> {
+    prop_oneof![
+        4 => name(),
+        1 => prop::sample::select(vec!["context", "for"]).prop_map(str::to_string),
+    ]
+    .prop_map(ident_of)
+}
+
 fn item() -> impl Strategy<Value = Item> {
     let sp = Span::default;
     prop_oneof![
@@ -477,26 +504,22 @@ fn item() -> impl Strategy<Value = Item> {
         1 => (
             any::<bool>(),
             ident(),
-            prop::collection::vec(
-                (
-                    prop::sample::select(vec![None, Some(FieldRole::Key), Some(FieldRole::Time)]),
-                    field_ident(),
-                    type_ref(),
-                    any::<bool>(),
-                )
-                    .prop_map(move |(role, name, ty, optional)| FieldDecl {
-                        role,
-                        name,
-                        ty,
-                        optional,
-                        span: sp(),
-                    }),
-                0..4,
-            ),
+            prop::collection::vec(field_decl(), 0..4),
         )
             .prop_map(move |(event, name, fields)| Item::Type(TypeDecl {
                 kind: if event { FactKind::Event } else { FactKind::Fact },
                 name,
+                fields,
+                span: sp(),
+            })),
+        1 => (
+            context_ident(),
+            context_ident(),
+            prop::collection::vec(field_decl(), 0..4),
+        )
+            .prop_map(move |(name, target, fields)| Item::Context(ContextDecl {
+                name,
+                target,
                 fields,
                 span: sp(),
             })),
@@ -667,28 +690,14 @@ impl Writer<'_> {
                     FactKind::Fact => "fact",
                 });
                 self.tok(&t.name.name);
-                self.tok("{");
-                for f in &t.fields {
-                    match f.role {
-                        Some(FieldRole::Key) => {
-                            self.tok("key");
-                            self.space();
-                        }
-                        Some(FieldRole::Time) => {
-                            self.tok("time");
-                            self.space();
-                        }
-                        None => self.gap(),
-                    }
-                    self.out.push_str(&f.name.name);
-                    self.tok(":");
-                    self.type_ref(&f.ty);
-                    if f.optional {
-                        self.tok("?");
-                    }
-                    self.maybe_comma(true);
-                }
-                self.tok("}");
+                self.fields(&t.fields);
+            }
+            Item::Context(c) => {
+                self.tok("context");
+                self.tok(&c.name.name);
+                self.tok("for");
+                self.tok(&c.target.name);
+                self.fields(&c.fields);
             }
             Item::Audience(a) => {
                 self.tok("audience");
@@ -741,6 +750,31 @@ impl Writer<'_> {
             }
             Item::Rule(r) => self.rule(r),
         }
+    }
+
+    fn fields(&mut self, fields: &[FieldDecl]) {
+        self.tok("{");
+        for f in fields {
+            match f.role {
+                Some(FieldRole::Key) => {
+                    self.tok("key");
+                    self.space();
+                }
+                Some(FieldRole::Time) => {
+                    self.tok("time");
+                    self.space();
+                }
+                None => self.gap(),
+            }
+            self.out.push_str(&f.name.name);
+            self.tok(":");
+            self.type_ref(&f.ty);
+            if f.optional {
+                self.tok("?");
+            }
+            self.maybe_comma(true);
+        }
+        self.tok("}");
     }
 
     fn string(&mut self, s: &str) {

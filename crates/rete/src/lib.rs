@@ -21,6 +21,6 @@ mod session;
 
 pub use network::{CompileError, GraphEdge, GraphNode, Network, NetworkStats, NodeKind};
 pub use session::{
-    Clock, Counters, DecisionRef, FactError, FactId, Host, LatePolicy, NoHost, Session,
+    Clock, Counters, DecisionRef, FactError, FactId, Host, LatePolicy, Memory, NoHost, Session,
     SessionConfig, SessionError, SnapshotError, SNAPSHOT_VERSION,
 };

@@ -74,6 +74,10 @@ pub enum AudienceError {
     /// An audience expression names an audience that is not loaded.
     #[error("unknown audience `{0}`")]
     Unknown(Arc<str>),
+    /// The audience is defined by the rules from others; it cannot be
+    /// loaded.
+    #[error("audience `{0}` is computed from other audiences by the rules; load those instead")]
+    Defined(Arc<str>),
 }
 
 /// A two-way map between external ids and dense indices `0, 1, 2, ...` in

@@ -274,6 +274,19 @@ impl MessageRouter {
         reach: &dyn Reachability,
         req: &MessageRequest<'_>,
     ) -> Result<Routing, MessageError> {
+        self.route_via(&self.policy.channels, store, audiences, reach, req)
+    }
+
+    /// [`route`](Self::route) along `channels` instead of the policy's
+    /// (a message that names its own fallback chain).
+    pub fn route_via(
+        &self,
+        channels: &[Arc<str>],
+        store: &dyn StateStore,
+        audiences: &dyn Membership,
+        reach: &dyn Reachability,
+        req: &MessageRequest<'_>,
+    ) -> Result<Routing, MessageError> {
         let done = |delivery, skipped| Ok(Routing { delivery, skipped });
         if let Some(audience) = self
             .policy
@@ -303,7 +316,7 @@ impl MessageRouter {
             }
         }
         let mut skipped = Vec::new();
-        for channel in &self.policy.channels {
+        for channel in channels {
             let skip = |reason| Skip {
                 channel: channel.clone(),
                 reason,

@@ -46,8 +46,10 @@
 pub mod audience;
 pub mod caps;
 pub mod coupon;
+pub mod decide;
 pub mod experiment;
 pub mod identity;
 pub mod machine;
 pub mod message;
+pub mod segments;
 pub mod store;

@@ -88,10 +88,14 @@ impl Env {
             functions: Table::new("function"),
             decls: Declarations::default(),
         };
+        let contexts = contexts_by_type(items, diags);
         // Names first, so that declarations may refer to each other in any order.
         for item in items {
             match item {
-                Item::Type(t) => env.declare_type(t, diags),
+                Item::Type(t) => {
+                    let provided = contexts.get(t.name.name.as_str());
+                    env.declare_type(t, provided.map_or(&[][..], Vec::as_slice), diags)
+                }
                 Item::Machine(m) => env.declare_machine(m, diags),
                 Item::Audience(a) => {
                     env.audiences.declare(&a.name, (), diags);
@@ -108,7 +112,7 @@ impl Env {
                 }
                 Item::Action(a) => env.declare_action(a, diags),
                 Item::Function(f) => env.declare_function(f, diags),
-                Item::Include(_) | Item::Rule(_) => {}
+                Item::Include(_) | Item::Context(_) | Item::Rule(_) => {}
             }
         }
         let audience_defs: Vec<&AudienceDecl> = items
@@ -133,7 +137,21 @@ impl Env {
         env
     }
 
-    fn declare_type(&mut self, t: &TypeDecl, diags: &mut Vec<Diagnostic>) {
+    /// Declares an event or fact type, with the fields of the context
+    /// providers that extend it after its own.
+    fn declare_type(
+        &mut self,
+        t: &TypeDecl,
+        contexts: &[&ContextDecl],
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        // A second declaration of the name is refused: its contexts belong
+        // to the first, so they are checked only once.
+        let contexts = if self.types.get(&t.name.name).is_some() {
+            &[][..]
+        } else {
+            contexts
+        };
         let mut ty = FactType::new(t.name.name.as_str(), t.kind);
         let mut seen: HashMap<&str, Span> = HashMap::new();
         let (mut key, mut time): (Option<&FieldDecl>, Option<&FieldDecl>) = (None, None);
@@ -219,6 +237,8 @@ impl Env {
             }
             ty = ty.field(f.name.name.as_str(), vt, f.optional);
         }
+        let (with_fields, provided) = context_fields(t, ty, &seen, contexts, diags);
+        ty = with_fields;
         if ok {
             if let Some(k) = key {
                 ty = ty
@@ -230,6 +250,11 @@ impl Env {
                     .with_time(&t.name.name)
                     .unwrap_or_else(|_| unreachable!("the time field was just added"));
             }
+        }
+        for (name, fields) in provided {
+            ty = ty
+                .with_context(name, &fields)
+                .unwrap_or_else(|_| unreachable!("the context's fields were just added"));
         }
         self.add_type(&t.name, ty, diags);
     }
@@ -763,6 +788,159 @@ impl Env {
             }
         }
     }
+}
+
+/// The context providers of every event and fact type, in declaration
+/// order. A context whose target is not such a type is reported here.
+fn contexts_by_type<'a>(
+    items: &[&'a Item],
+    diags: &mut Vec<Diagnostic>,
+) -> HashMap<&'a str, Vec<&'a ContextDecl>> {
+    let mut types: Vec<&str> = Vec::new();
+    let mut machines: HashMap<&str, Span> = HashMap::new();
+    for item in items {
+        match item {
+            Item::Type(t) => types.push(&t.name.name),
+            Item::Machine(m) => {
+                machines.entry(&m.name.name).or_insert(m.name.span);
+            }
+            _ => {}
+        }
+    }
+    let mut out: HashMap<&str, Vec<&ContextDecl>> = HashMap::new();
+    for item in items {
+        let Item::Context(c) = item else { continue };
+        let target = c.target.name.as_str();
+        if types.contains(&target) {
+            out.entry(target).or_default().push(c);
+        } else if let Some(&machine) = machines.get(target) {
+            diags.push(
+                Diagnostic::new(
+                    ErrorKind::UnknownType,
+                    c.target.span,
+                    format!("`{target}` is a machine: a context cannot add fields to its facts"),
+                    "a machine's fact type",
+                )
+                .note(machine, "machine declared here")
+                .help("contexts extend the types declared with `event` or `fact`"),
+            );
+        } else {
+            diags.push(unknown(
+                ErrorKind::UnknownType,
+                "event or fact type",
+                &c.target,
+                types.iter().copied(),
+            ));
+        }
+    }
+    out
+}
+
+/// Appends the fields of `contexts` to `ty` (the type `t` with its own
+/// fields, `own`), reporting roles and clashing names. Returns the type and,
+/// for each context to register, its name and the fields it fills.
+fn context_fields<'a>(
+    t: &TypeDecl,
+    mut ty: FactType,
+    own: &HashMap<&str, Span>,
+    contexts: &[&'a ContextDecl],
+    diags: &mut Vec<Diagnostic>,
+) -> (FactType, Vec<(&'a str, Vec<&'a str>)>) {
+    let mut names: HashMap<&str, Span> = HashMap::new();
+    // Field name -> where it was declared, and by which context.
+    let mut added: HashMap<&str, (Span, &str)> = HashMap::new();
+    let mut provided = Vec::new();
+    for c in contexts {
+        if let Some(&first) = names.get(c.name.name.as_str()) {
+            diags.push(
+                Diagnostic::new(
+                    ErrorKind::Duplicate,
+                    c.name.span,
+                    format!(
+                        "context `{}` is declared twice for `{}`",
+                        c.name.name, t.name.name
+                    ),
+                    "declared again here",
+                )
+                .note(first, "first declared here")
+                .help("put the fields in one context, or give the providers different names"),
+            );
+            continue;
+        }
+        names.insert(&c.name.name, c.name.span);
+        let mut fields = Vec::new();
+        for f in &c.fields {
+            let name = f.name.name.as_str();
+            match f.role {
+                Some(FieldRole::Key) => diags.push(
+                    Diagnostic::new(
+                        ErrorKind::BadSetting,
+                        f.span,
+                        "a context field cannot be a key",
+                        "`key` on a context field",
+                    )
+                    .help(format!(
+                        "remove `key`: the key of `{}` is one of its own fields",
+                        t.name.name
+                    )),
+                ),
+                Some(FieldRole::Time) => diags.push(
+                    Diagnostic::new(
+                        ErrorKind::BadTime,
+                        f.span,
+                        "a context field cannot be the event time",
+                        "`time` on a context field",
+                    )
+                    .help(match t.kind {
+                        FactKind::Event => format!(
+                            "remove `time`: the time of `{}` is one of its own fields",
+                            t.name.name
+                        ),
+                        FactKind::Fact => "remove `time`: facts have no time field".to_string(),
+                    }),
+                ),
+                None => {}
+            }
+            let clash = match (own.get(name), added.get(name)) {
+                (Some(&first), _) => Some((
+                    format!("`{}` already has a field `{name}`", t.name.name),
+                    first,
+                )),
+                (None, Some(&(first, by))) if by == c.name.name => {
+                    Some((format!("field `{name}` is declared twice"), first))
+                }
+                (None, Some(&(first, by))) => Some((
+                    format!(
+                        "`{}` already has a field `{name}`, from context `{by}`",
+                        t.name.name
+                    ),
+                    first,
+                )),
+                (None, None) => None,
+            };
+            if let Some((message, first)) = clash {
+                diags.push(
+                    Diagnostic::new(
+                        ErrorKind::Duplicate,
+                        f.name.span,
+                        message,
+                        "declared again here",
+                    )
+                    .note(first, "first declared here")
+                    .help("rename one of them"),
+                );
+                continue;
+            }
+            added.insert(name, (f.name.span, &c.name.name));
+            let Some(vt) = value_type(&f.ty, diags) else {
+                continue;
+            };
+            ty = ty.field(name, vt, f.optional);
+            fields.push(name);
+        }
+        provided.push((c.name.name.as_str(), fields));
+    }
+    (ty, provided)
 }
 
 fn arms(v: &SettingValue, diags: &mut Vec<Diagnostic>) -> Option<Vec<(Arc<str>, u32)>> {

@@ -282,6 +282,7 @@ impl Lowered {
                 self.emits.push(EmitInfo {
                     action: e.action.clone(),
                     arg_names: e.args.iter().map(|(n, _)| n.clone()).collect(),
+                    branches: e.branches.iter().map(|(l, _)| l.clone()).collect(),
                 });
                 let args = e
                     .args

@@ -49,6 +49,8 @@ pub(crate) enum CAction {
 pub(crate) struct EmitInfo {
     pub action: Arc<str>,
     pub arg_names: Vec<Arc<str>>,
+    /// Labels of the action's branches.
+    pub branches: Box<[Arc<str>]>,
 }
 
 /// How time bounds the events of an input (see `docs/time.md`).

@@ -4,7 +4,7 @@
 use super::facts::FactId;
 use crate::ir::RuleId;
 use crate::network::Network;
-use nudge_core::{Decision, Timestamp, Value};
+use nudge_core::{Decision, Outcome, Status, Timestamp, Value};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -17,6 +17,11 @@ struct Entry {
     facts: Range<u32>,
     branch: Option<Arc<str>>,
     time: Timestamp,
+    /// Sequence number of the first decision of the same firing.
+    firing: u64,
+    status: Status,
+    details: Range<u32>,
+    retry: bool,
 }
 
 /// The decisions made since the host last cleared them.
@@ -25,7 +30,11 @@ pub(crate) struct DecisionLog {
     entries: Vec<Entry>,
     values: Vec<Value>,
     facts: Vec<FactId>,
+    detail_names: Vec<Arc<str>>,
+    detail_values: Vec<Value>,
     next_seq: u64,
+    /// The first decision of the firing under way, once it has made one.
+    firing: Option<u64>,
 }
 
 impl DecisionLog {
@@ -38,6 +47,8 @@ impl DecisionLog {
         time: Timestamp,
     ) -> usize {
         self.next_seq += 1;
+        let firing = *self.firing.get_or_insert(self.next_seq);
+        let d = self.detail_values.len() as u32;
         let a = self.values.len() as u32;
         self.values.extend(args);
         let f = self.facts.len() as u32;
@@ -50,8 +61,43 @@ impl DecisionLog {
             facts: f..self.facts.len() as u32,
             branch: None,
             time,
+            firing,
+            status: Status::Done,
+            details: d..d,
+            retry: false,
         });
         self.entries.len() - 1
+    }
+
+    /// Starts a new firing: the decisions pushed until the next call share
+    /// a firing number.
+    #[inline]
+    pub fn begin_firing(&mut self) {
+        self.firing = None;
+    }
+
+    /// Marks decision `i` as a deferred decision decided again.
+    pub fn mark_retry(&mut self, i: usize) {
+        self.entries[i].retry = true;
+    }
+
+    /// Records what the host made of decision `i`.
+    pub fn set_outcome(&mut self, i: usize, outcome: &mut Outcome) {
+        let d = self.detail_values.len() as u32;
+        for (n, v) in outcome.details.drain(..) {
+            self.detail_names.push(n);
+            self.detail_values.push(v);
+        }
+        let e = &mut self.entries[i];
+        e.details = d..self.detail_values.len() as u32;
+        e.status = std::mem::take(&mut outcome.status);
+        e.branch = outcome.branch.clone();
+    }
+
+    /// The argument values of decision `i`.
+    pub fn values(&self, i: usize) -> &[Value] {
+        let e = &self.entries[i];
+        &self.values[e.args.start as usize..e.args.end as usize]
     }
 
     /// The sequence number of the last decision made.
@@ -63,10 +109,6 @@ impl DecisionLog {
         self.next_seq = seq;
     }
 
-    pub fn set_branch(&mut self, i: usize, label: Arc<str>) {
-        self.entries[i].branch = Some(label);
-    }
-
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -75,6 +117,8 @@ impl DecisionLog {
         self.entries.clear();
         self.values.clear();
         self.facts.clear();
+        self.detail_names.clear();
+        self.detail_values.clear();
     }
 
     pub fn get<'a>(&'a self, net: &'a Network, i: usize) -> DecisionRef<'a> {
@@ -145,6 +189,49 @@ impl<'a> DecisionRef<'a> {
         self.entry().branch.as_deref()
     }
 
+    /// What became of the decision.
+    pub fn status(&self) -> &'a Status {
+        &self.entry().status
+    }
+
+    /// What the host recorded with the decision, in order.
+    pub fn details(&self) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
+        let e = self.entry();
+        let r = e.details.start as usize..e.details.end as usize;
+        self.log.detail_names[r.clone()]
+            .iter()
+            .map(|n| &**n)
+            .zip(&self.log.detail_values[r])
+    }
+
+    /// The value of detail `name`.
+    pub fn detail(&self, name: &str) -> Option<&'a Value> {
+        self.details().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// The sequence number of the first decision made by the same rule
+    /// firing: decisions of one firing share it.
+    pub fn firing(&self) -> u64 {
+        self.entry().firing
+    }
+
+    /// Whether this decides again a decision the host deferred.
+    pub fn is_retry(&self) -> bool {
+        self.entry().retry
+    }
+
+    /// The labels of the action's branches (empty for an action without a
+    /// block).
+    pub fn branch_labels(&self) -> &'a [Arc<str>] {
+        &self.net.emits[self.entry().emit as usize].branches
+    }
+
+    /// The index of the rule's emitted action in the network, stable for
+    /// a compiled network: hosts key per-action caches on it.
+    pub fn emit_index(&self) -> u32 {
+        self.entry().emit
+    }
+
     /// An owned copy.
     pub fn to_decision(&self) -> Decision {
         let mut d = Decision::new(self.seq(), self.rule_name(), self.action());
@@ -156,6 +243,11 @@ impl<'a> DecisionRef<'a> {
         if let Some(b) = self.branch() {
             d = d.arg("branch", Value::Str(b.into()));
         }
+        d.status = self.status().clone();
+        d.details = self
+            .details()
+            .map(|(n, v)| (Arc::from(n), v.clone()))
+            .collect();
         d
     }
 }
@@ -168,6 +260,8 @@ impl std::fmt::Debug for DecisionRef<'_> {
             .field("action", &self.action())
             .field("time", &self.time())
             .field("args", &self.args().collect::<Vec<_>>())
+            .field("status", self.status())
+            .field("details", &self.details().collect::<Vec<_>>())
             .finish()
     }
 }

@@ -96,6 +96,19 @@ pub enum FactError {
         /// The watermark: the clock less the lateness.
         watermark: nudge_core::Timestamp,
     },
+    /// A context provider failed to fill its fields; nothing was inserted.
+    #[error("context `{context}` of `{ty}`: {message}")]
+    Context {
+        /// The fact's type.
+        ty: String,
+        /// The context provider.
+        context: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// An upsert named a type without a key field, or one of events.
+    #[error("`{0}` has no key field, so its facts cannot be found by key")]
+    NotKeyed(String),
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -325,38 +338,62 @@ pub(crate) fn validate(
         });
     }
     for (v, f) in values.iter_mut().zip(t.fields()) {
-        let field = || f.name.to_string();
-        match (v.value_type(), f.ty) {
-            (None, _) if f.optional => {}
-            (None, _) => {
-                return Err(FactError::Missing {
-                    ty: t.name().to_string(),
-                    field: field(),
-                })
-            }
-            (Some(ValueType::Int), ValueType::Float) => {
-                if let Value::Int(i) = v {
-                    *v = Value::Float(*i as f64);
-                }
-            }
-            (Some(ValueType::Float), ValueType::Float) => {
-                if matches!(v, Value::Float(x) if !x.is_finite()) {
-                    return Err(FactError::NotFinite {
-                        ty: t.name().to_string(),
-                        field: field(),
-                    });
-                }
-            }
-            (Some(a), b) if a == b => {}
-            (Some(a), b) => {
-                return Err(FactError::Type {
-                    ty: t.name().to_string(),
-                    field: field(),
-                    expected: b,
-                    found: a.to_string(),
-                })
-            }
-        }
+        check_field(t, f, v)?;
     }
     Ok(values.into_boxed_slice())
+}
+
+/// Checks the fields `fields` of a fact of type `ty`, widening ints to
+/// floats where declared.
+pub(crate) fn validate_fields(
+    rules: &RuleSet,
+    ty: TypeId,
+    values: &mut [Value],
+    fields: &[nudge_core::FieldId],
+) -> Result<(), FactError> {
+    let t = rules.schema().get(ty);
+    for f in fields {
+        check_field(t, t.field_def(*f), &mut values[f.index()])?;
+    }
+    Ok(())
+}
+
+fn check_field(
+    t: &nudge_core::FactType,
+    f: &nudge_core::FieldDef,
+    v: &mut Value,
+) -> Result<(), FactError> {
+    let field = || f.name.to_string();
+    match (v.value_type(), f.ty) {
+        (None, _) if f.optional => {}
+        (None, _) => {
+            return Err(FactError::Missing {
+                ty: t.name().to_string(),
+                field: field(),
+            })
+        }
+        (Some(ValueType::Int), ValueType::Float) => {
+            if let Value::Int(i) = v {
+                *v = Value::Float(*i as f64);
+            }
+        }
+        (Some(ValueType::Float), ValueType::Float) => {
+            if matches!(v, Value::Float(x) if !x.is_finite()) {
+                return Err(FactError::NotFinite {
+                    ty: t.name().to_string(),
+                    field: field(),
+                });
+            }
+        }
+        (Some(a), b) if a == b => {}
+        (Some(a), b) => {
+            return Err(FactError::Type {
+                ty: t.name().to_string(),
+                field: field(),
+                expected: b,
+                found: a.to_string(),
+            })
+        }
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@ mod agenda;
 mod aggregate;
 mod decisions;
 mod facts;
+mod keys;
 mod snapshot;
 mod time;
 mod tokens;
@@ -20,8 +21,9 @@ use crate::network::{input, BetaId, BetaKind, BetaNode, CAction, Input, Network}
 use agenda::{Activation, Agenda};
 use aggregate::{AggMem, BINDING_TYPE};
 use decisions::DecisionLog;
-use facts::{validate, FactData, FactStore};
-use nudge_core::{Duration, FactKind, FieldId, Timestamp, TypeId, Value};
+use facts::{validate, validate_fields, FactData, FactStore};
+use keys::KeyIndex;
+use nudge_core::{Duration, Effect, FactKind, FieldId, Outcome, Status, Timestamp, TypeId, Value};
 use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use smallvec::SmallVec;
 use std::hash::{Hash, Hasher};
@@ -32,8 +34,8 @@ use tokens::{Tokens, NONE};
 /// What a session asks of its host while matching and firing.
 ///
 /// Every method has a default, so a host implements only what its rules
-/// use: membership sets (audiences), host functions, and the choice of a
-/// branch for actions that have them.
+/// use: membership sets (audiences), host functions, context providers,
+/// and what becomes of each decision.
 pub trait Host {
     /// Whether `key` is a member of set `set`.
     fn in_set(&self, set: SetId, key: &Value) -> bool {
@@ -48,10 +50,69 @@ pub trait Host {
     }
 
     /// Picks the branch to run for a decision whose action has branches
-    /// (an experiment's arm, a coupon's outcome); `None` runs none.
+    /// (an experiment's arm, a coupon's outcome); `None` runs none. Only
+    /// the default [`Host::decide`] calls it.
     fn choose(&mut self, decision: DecisionRef<'_>) -> Option<Arc<str>> {
         let _ = decision;
         None
+    }
+
+    /// Decides what becomes of a decision as a rule makes it: the branch to
+    /// run, whether it is carried out, suppressed or deferred, what to
+    /// record with it, and changes to working memory ([`Effect`]).
+    ///
+    /// A decision deferred to a later instant is decided again then, with
+    /// the same arguments and facts (its branches run only the first time).
+    /// The default carries every decision out, and asks [`Host::choose`]
+    /// for the branch of an action that has branches.
+    fn decide(&mut self, decision: DecisionRef<'_>, memory: Memory<'_>) -> Outcome {
+        let _ = memory;
+        if decision.branch_labels().is_empty() {
+            Outcome::done()
+        } else {
+            let branch = self.choose(decision);
+            Outcome {
+                branch,
+                ..Outcome::done()
+            }
+        }
+    }
+
+    /// Fills the fields context provider `context` (an index into the
+    /// type's [`nudge_core::FactType::contexts`]) adds to a fact of type
+    /// `ty` that is being inserted. `fact` holds one value per field, the
+    /// provider's fields set to null. An error refuses the insert.
+    fn provide(&mut self, ty: TypeId, context: usize, fact: &mut [Value]) -> Result<(), String> {
+        let _ = (ty, context, fact);
+        Err("no provider is registered under this name".into())
+    }
+}
+
+/// Working memory as a host sees it while deciding: facts by id, and facts
+/// of keyed fact types by key.
+#[derive(Clone, Copy)]
+pub struct Memory<'a> {
+    facts: &'a FactStore,
+    keys: &'a KeyIndex,
+}
+
+impl<'a> Memory<'a> {
+    /// The type and values of a live fact.
+    pub fn fact(&self, id: FactId) -> Option<(TypeId, &'a [Value])> {
+        self.facts
+            .get(id)
+            .filter(|d| d.ty != BINDING_TYPE)
+            .map(|d| (d.ty, &d.values[..]))
+    }
+
+    /// The live facts of fact type `ty` (one with a key field; events are
+    /// not indexed) whose key is `key`, oldest first.
+    pub fn by_key(&self, ty: TypeId, key: &Value) -> impl Iterator<Item = (FactId, &'a [Value])> {
+        let facts = self.facts;
+        self.keys
+            .get(ty, key)
+            .iter()
+            .filter_map(move |id| facts.get(*id).map(|d| (*id, &d.values[..])))
     }
 }
 
@@ -137,6 +198,7 @@ struct NodeMem {
 struct State<H> {
     host: H,
     facts: FactStore,
+    keys: KeyIndex,
     tokens: Tokens,
     mems: Vec<NodeMem>,
     agenda: Agenda,
@@ -233,6 +295,7 @@ impl<H: Host> Session<H> {
         let mut state = State {
             host,
             facts: FactStore::default(),
+            keys: KeyIndex::new(net.rules.schema()),
             tokens: Tokens::default(),
             mems,
             agenda: Agenda::default(),
@@ -351,8 +414,9 @@ impl<H: Host> Session<H> {
     /// (`Value::Null` for a missing optional field). A wrong value, or an
     /// event later than the lateness allows, is an error and leaves the
     /// session unchanged.
-    pub fn insert(&mut self, ty: TypeId, values: Vec<Value>) -> Result<FactId, FactError> {
+    pub fn insert(&mut self, ty: TypeId, mut values: Vec<Value>) -> Result<FactId, FactError> {
         self.follow_system_clock();
+        self.state.provide(&self.net, ty, &mut values)?;
         let values = validate(&self.net.rules, ty, values)?;
         let time = self.state.event_time(&self.net, ty, &values)?;
         Ok(self.state.insert_valid(&self.net, ty, values, time))
@@ -397,6 +461,15 @@ impl<H: Host> Session<H> {
     pub fn retract(&mut self, id: FactId) -> Result<(), FactError> {
         self.follow_system_clock();
         self.state.retract(&self.net, id)
+    }
+
+    /// Working memory as the host sees it: facts by id, and the facts of
+    /// keyed fact types by key.
+    pub fn memory(&self) -> Memory<'_> {
+        Memory {
+            facts: &self.state.facts,
+            keys: &self.state.keys,
+        }
     }
 
     /// The type and values of a live fact.
@@ -820,9 +893,45 @@ impl<H: Host> State<H> {
             time,
             first_token: NONE,
         });
+        if self.keys.key_field(ty).is_some() {
+            if let Some(d) = self.facts.get(id) {
+                self.keys.add(ty, &d.values, id);
+            }
+        }
         self.schedule_expiry(net, id);
         self.assert_fact(net, id, true);
         id
+    }
+
+    /// Runs the context providers of `ty` over a fact being inserted.
+    fn provide(
+        &mut self,
+        net: &Network,
+        ty: TypeId,
+        values: &mut [Value],
+    ) -> Result<(), FactError> {
+        let schema = net.rules.schema();
+        if ty.index() >= schema.types().len() {
+            return Ok(()); // validation names the bad type
+        }
+        let t = schema.get(ty);
+        if t.contexts().is_empty() || values.len() != t.fields().len() {
+            return Ok(());
+        }
+        for (i, c) in t.contexts().iter().enumerate() {
+            for f in &c.fields {
+                values[f.index()] = Value::Null;
+            }
+            let error = |message: String| FactError::Context {
+                ty: t.name().to_string(),
+                context: c.name.to_string(),
+                message,
+            };
+            self.host.provide(ty, i, values).map_err(error)?;
+            // A provider's wrong value is the provider's error.
+            validate_fields(&net.rules, ty, values, &c.fields).map_err(|e| error(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Queues an event for expiry: it leaves the inputs of each horizon of
@@ -1633,7 +1742,11 @@ impl<H: Host> State<H> {
                             continue;
                         }
                     }
-                    self.run_delayed(net, p)?;
+                    if p.retry {
+                        self.retry(net, p)?;
+                    } else {
+                        self.run_delayed(net, p)?;
+                    }
                 }
             }
         }
@@ -1644,6 +1757,7 @@ impl<H: Host> State<H> {
     /// Runs a delayed action at its due time.
     fn run_delayed(&mut self, net: &Network, p: Pending) -> Result<(), SessionError> {
         let rule = p.rule as usize;
+        self.decisions.begin_firing();
         let fail = |error| SessionError::Action {
             rule: net.rules.rules()[rule].name.to_string(),
             error,
@@ -1657,18 +1771,10 @@ impl<H: Host> State<H> {
                     &p.slots,
                     self.now,
                 );
-                if !branches.is_empty() {
-                    let label = self.host.choose(self.decisions.get(net, i));
-                    if let Some(label) = label {
-                        self.decisions.set_branch(i, label.clone());
-                        if let Some((_, acts)) = branches.iter().find(|(l, _)| *l == label) {
-                            self.firing = Some(rule);
-                            let r = self.run_actions(net, rule, acts, &p.slots, None);
-                            self.firing = None;
-                            r.map_err(fail)?;
-                        }
-                    }
-                }
+                self.firing = Some(rule);
+                let r = self.decide(net, rule, i, *emit, branches, &p.slots, None);
+                self.firing = None;
+                r.map_err(fail)?;
             }
             CAction::Insert { ty, fields } => {
                 let n = net.rules.schema().get(*ty).fields().len();
@@ -1676,6 +1782,7 @@ impl<H: Host> State<H> {
                 for ((f, _), v) in fields.iter().zip(p.values.iter()) {
                     values[f.index()] = v.clone();
                 }
+                self.provide(net, *ty, &mut values).map_err(fail)?;
                 let values = validate(&net.rules, *ty, values).map_err(fail)?;
                 let time = self.event_time(net, *ty, &values).map_err(fail)?;
                 self.insert_valid(net, *ty, values, time);
@@ -1712,7 +1819,9 @@ impl<H: Host> State<H> {
             return Err(FactError::NoSuchFact(id));
         }
         self.withdraw(net, id);
-        self.facts.remove(id);
+        if let Some(d) = self.facts.remove(id) {
+            self.keys.remove(d.ty, &d.values, id);
+        }
         Ok(())
     }
 
@@ -1753,6 +1862,12 @@ impl<H: Host> State<H> {
         self.withdraw(net, id);
         self.seq += 1;
         if let Some(d) = self.facts.get_mut(id) {
+            if let Some(k) = self.keys.key_field(ty) {
+                if d.values[k] != values[k] {
+                    self.keys.remove(ty, &d.values, id);
+                    self.keys.add(ty, &values, id);
+                }
+            }
             d.values = values;
             d.seq = self.seq;
             if let Some(t) = time {
@@ -1789,6 +1904,7 @@ impl<H: Host> State<H> {
             fired += 1;
             self.counters.firings += 1;
             self.rule_firings[rule] += 1;
+            self.decisions.begin_firing();
             let slots = if a.token == NONE {
                 SmallVec::from_slice(&[a.fact])
             } else {
@@ -1823,6 +1939,114 @@ impl<H: Host> State<H> {
         )
     }
 
+    /// Asks the host what becomes of decision `i`, records the answer,
+    /// schedules a deferred decision again, makes the host's changes to
+    /// working memory, then runs the branch it picked.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &mut self,
+        net: &Network,
+        rule: usize,
+        i: usize,
+        emit: u32,
+        branches: &[(Arc<str>, Vec<CAction>)],
+        slots: &[FactId],
+        watch: Option<(u32, u32)>,
+    ) -> Result<(), FactError> {
+        let memory = Memory {
+            facts: &self.facts,
+            keys: &self.keys,
+        };
+        let mut outcome = self.host.decide(self.decisions.get(net, i), memory);
+        if let Status::Deferred(until) = outcome.status {
+            if until > self.now {
+                let id = self.pending.add(Pending {
+                    due: until,
+                    rule: rule as u32,
+                    action: emit,
+                    retry: true,
+                    values: self.decisions.values(i).into(),
+                    slots: SmallVec::from_slice(slots),
+                    watch: None,
+                });
+                self.timers.push(until, TimerKind::Delayed { id });
+            }
+        }
+        self.decisions.set_outcome(i, &mut outcome);
+        for effect in outcome.effects.drain(..) {
+            self.apply(net, effect)?;
+        }
+        if let Some(label) = outcome.branch {
+            if let Some((_, acts)) = branches.iter().find(|(l, _)| *l == label) {
+                self.run_actions(net, rule, acts, slots, watch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes one change a host asked for.
+    fn apply(&mut self, net: &Network, effect: Effect) -> Result<(), FactError> {
+        match effect {
+            Effect::Upsert { ty, values } => {
+                let t = net
+                    .rules
+                    .schema()
+                    .types()
+                    .get(ty.index())
+                    .ok_or(FactError::UnknownType(ty.index() as u32))?;
+                let Some(k) = self.keys.key_field(ty) else {
+                    return Err(FactError::NotKeyed(t.name().to_string()));
+                };
+                let values = validate(&net.rules, ty, values)?;
+                let existing = self.keys.get(ty, &values[k]).first().copied();
+                match existing {
+                    Some(id) => {
+                        let changes: SmallVec<[(FieldId, Value); 4]> = match self.facts.get(id) {
+                            Some(d) => d
+                                .values
+                                .iter()
+                                .zip(values.iter())
+                                .enumerate()
+                                .filter(|(_, (old, new))| old != new)
+                                .map(|(f, (_, new))| (FieldId::new(f as u16), new.clone()))
+                                .collect(),
+                            None => SmallVec::new(),
+                        };
+                        if !changes.is_empty() {
+                            self.modify(net, id, &changes)?;
+                        }
+                    }
+                    None => {
+                        let time = self.event_time(net, ty, &values)?;
+                        self.insert_valid(net, ty, values, time);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides a deferred decision again at its due time.
+    fn retry(&mut self, net: &Network, p: Pending) -> Result<(), SessionError> {
+        let rule = p.rule as usize;
+        self.decisions.begin_firing();
+        let i = self.decisions.push(
+            crate::ir::RuleId::new(p.rule),
+            p.action,
+            p.values.iter().cloned(),
+            &p.slots,
+            self.now,
+        );
+        self.decisions.mark_retry(i);
+        self.firing = Some(rule);
+        let r = self.decide(net, rule, i, p.action, &[], &p.slots, None);
+        self.firing = None;
+        r.map_err(|error| SessionError::Action {
+            rule: net.rules.rules()[rule].name.to_string(),
+            error,
+        })
+    }
+
     fn run_actions(
         &mut self,
         net: &Network,
@@ -1845,6 +2069,7 @@ impl<H: Host> State<H> {
                     for (f, e) in fields {
                         values[f.index()] = eval(e, &env);
                     }
+                    self.provide(net, *ty, &mut values)?;
                     let values = validate(&net.rules, *ty, values)?;
                     let time = self.event_time(net, *ty, &values)?;
                     self.insert_valid(net, *ty, values, time);
@@ -1885,16 +2110,7 @@ impl<H: Host> State<H> {
                         slots,
                         self.now,
                     );
-                    if branches.is_empty() {
-                        continue;
-                    }
-                    let label = self.host.choose(self.decisions.get(net, i));
-                    if let Some(label) = label {
-                        self.decisions.set_branch(i, label.clone());
-                        if let Some((_, acts)) = branches.iter().find(|(l, _)| *l == label) {
-                            self.run_actions(net, rule, acts, slots, watch)?;
-                        }
-                    }
+                    self.decide(net, rule, i, *emit, branches, slots, watch)?;
                 }
                 CAction::Delayed {
                     after,
@@ -1919,6 +2135,7 @@ impl<H: Host> State<H> {
                         due,
                         rule: rule as u32,
                         action: *action,
+                        retry: false,
                         values,
                         slots: SmallVec::from_slice(slots),
                         watch: if *recheck { watch } else { None },

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"NUDGESNP";
 /// The snapshot format this version writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// Why a snapshot could not be restored. Nothing is created when one is
 /// returned.
@@ -167,6 +167,7 @@ struct PendingData {
     due: Timestamp,
     rule: u32,
     action: u32,
+    retry: bool,
     values: Vec<Stored>,
     slots: Vec<StoredBound>,
     /// The match whose end by a change of facts cancels the action.
@@ -253,6 +254,7 @@ impl<H: Host> Session<H> {
                 due: p.due,
                 rule: p.rule,
                 action: p.action,
+                retry: p.retry,
                 values: stored(&p.values),
                 slots: p.slots.iter().map(|&f| (&st.bound(f)).into()).collect(),
                 watch: p
@@ -356,6 +358,15 @@ impl<H: Host> Session<H> {
         st.now = body.now;
         st.seq = body.seq;
         // Rebuild partial matches and timers, in insertion order.
+        let keyed: Vec<(FactId, nudge_core::TypeId, Box<[nudge_core::Value]>)> = st
+            .facts
+            .ids()
+            .filter(|(_, d)| st.keys.key_field(d.ty).is_some())
+            .map(|(id, d)| (id, d.ty, d.values.clone()))
+            .collect();
+        for (id, ty, values) in keyed {
+            st.keys.add(ty, &values, id);
+        }
         let mut order: Vec<(u64, FactId)> = st.facts.ids().map(|(id, d)| (d.seq, id)).collect();
         order.sort_unstable();
         for (_, id) in order {
@@ -412,7 +423,12 @@ impl<H: Host> Session<H> {
             }
         }
         for p in body.pending {
-            if p.action as usize >= net.delayed.len() || p.rule as usize >= rules.len() {
+            let actions = if p.retry {
+                net.emits.len()
+            } else {
+                net.delayed.len()
+            };
+            if p.action as usize >= actions || p.rule as usize >= rules.len() {
                 return Err(SnapshotError::Corrupt("unknown delayed action".into()));
             }
             let watch = p
@@ -431,6 +447,7 @@ impl<H: Host> Session<H> {
                 due: p.due,
                 rule: p.rule,
                 action: p.action,
+                retry: p.retry,
                 values: loaded(p.values).into_boxed_slice(),
                 slots,
                 watch,

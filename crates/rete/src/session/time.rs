@@ -139,8 +139,11 @@ impl Timers {
 pub(crate) struct Pending {
     pub due: Timestamp,
     pub rule: u32,
-    /// Index into the network's delayed actions.
+    /// Index into the network's delayed actions, or for a retry the
+    /// emitted action to decide again.
     pub action: u32,
+    /// Whether this decides a deferred decision again.
+    pub retry: bool,
     /// Argument or field values, computed when the rule fired.
     pub values: Box<[Value]>,
     /// The facts of the match that scheduled it.

@@ -1,0 +1,577 @@
+//! The built-in actions, checked: what becomes of a `coupon`, `message`,
+//! `transition`, `split` or `link_identity` decision once the campaign's
+//! suppression lists and per-user limit, the coupon's stock and budget, the
+//! frequency caps, the quiet hours and the state machine have had their say.
+//!
+//! [`Primitives`] is built once per ruleset from its declarations and a
+//! [`StateStore`], and shared by every session and thread: the store makes
+//! the counting atomic. What a decider needs from the session that is
+//! deciding (audience membership, reachability, a user's zone, a machine's
+//! current state) comes through [`Surroundings`].
+//!
+//! Every outcome is an [`Outcome`]: `done`, or `suppressed` with a reason
+//! code and details naming what stopped it, or `deferred` until quiet hours
+//! end, or `failed` (an illegal transition, a store error).
+//!
+//! | reason | action | meaning |
+//! |---|---|---|
+//! | `suppressed` | coupon, message | the user is in a campaign suppression audience (`audience`) |
+//! | `campaign_limit` | coupon, message | the campaign's `per_user` limit is reached (`limit`) |
+//! | `out_of_stock`, `budget_spent`, `per_user_limit` | coupon | the coupon template refused |
+//! | `already_issued` | coupon | a retry or replay of a claim: the first coupon (`coupon_id`) stands |
+//! | `capped` | message | every channel was capped (`skipped`, `cap`) |
+//! | `unreachable` | message | no channel reaches the user (`skipped`) |
+//! | `quiet_hours` | message | decided in quiet hours with `drop` |
+//! | `not_in_experiment` | split | the user is outside the experiment's traffic or layer slice |
+//! | `already_in_state` | transition | the user is in that state already |
+
+use super::audience::Membership;
+use super::caps::{FrequencyCaps, SendAttempt};
+use super::coupon::{CouponIssuer, IssueOutcome, IssueRequest, Refusal};
+use super::experiment::{Assignment, Experiments};
+use super::identity::{Identifier, IdentityGraph, Persons};
+use super::machine::{Machine, MachineError};
+use super::message::{
+    Delivery, DropReason, MessagePolicy, MessageRequest, MessageRouter, SkipReason,
+};
+use super::store::StateStore;
+use crate::decision::{Effect, Outcome};
+use crate::decl::{CapDecl, CapScope, Declarations};
+use crate::schema::{Schema, TypeId};
+use crate::time::Timestamp;
+use crate::value::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The kind identity links give every identifier: persons are named by the
+/// smallest identifier of their group.
+const ID_KIND: &str = "id";
+
+/// Why a ruleset's declarations cannot be put to work.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrimitivesError {
+    /// A cap or campaign names an unknown time zone, or an empty window.
+    #[error("{0}")]
+    Caps(#[from] super::caps::CapError),
+    /// An experiment's arms or traffic do not add up.
+    #[error("{0}")]
+    Experiment(#[from] super::experiment::ExperimentError),
+    /// A machine declaration is inconsistent.
+    #[error("{0}")]
+    Machine(#[from] MachineError),
+    /// A campaign's quiet hours or zone are wrong.
+    #[error("{0}")]
+    Message(#[from] super::message::MessageError),
+    /// A coupon template is inconsistent.
+    #[error("{0}")]
+    Coupon(#[from] super::coupon::CouponError),
+    /// A machine has no fact type in the schema.
+    #[error("machine `{0}` has no fact type")]
+    NoMachineType(Arc<str>),
+}
+
+/// What a decider reads from the session deciding.
+pub trait Surroundings {
+    /// Audience membership (suppression lists, cap exemptions).
+    fn audiences(&self) -> &dyn Membership;
+    /// Whether `user` can be reached on `channel` (a token, a binding).
+    fn reachable(&self, user: &str, channel: &str) -> bool {
+        let _ = (user, channel);
+        true
+    }
+    /// Whether `user` opted out of `channel`.
+    fn opted_out(&self, user: &str, channel: &str) -> bool {
+        let _ = (user, channel);
+        false
+    }
+    /// The user's IANA time zone, if known.
+    fn user_zone(&self, user: &str) -> Option<Arc<str>> {
+        let _ = user;
+        None
+    }
+    /// The state `user` is in in machine `machine` (its fact type `ty`),
+    /// and when it was entered; `None` for a user the machine has not seen.
+    fn machine_state(&self, machine: TypeId, user: &str) -> Option<(Arc<str>, Timestamp)> {
+        let _ = (machine, user);
+        None
+    }
+}
+
+/// One decision to check.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The action: `coupon`, `message`, `transition`, `split`,
+    /// `link_identity`, or a host action (carried out unchecked).
+    pub action: &'a str,
+    /// The rule's position in the ruleset.
+    pub rule: usize,
+    /// The rule's name.
+    pub rule_name: &'a str,
+    /// Arguments by name.
+    pub args: &'a [(&'a str, &'a Value)],
+    /// When the decision is made.
+    pub time: Timestamp,
+    /// Decisions of one rule firing share this number.
+    pub firing: u64,
+    /// Whether this decides a deferred decision again: the campaign's
+    /// checks were made the first time.
+    pub retry: bool,
+}
+
+impl Request<'_> {
+    fn arg(&self, name: &str) -> Option<&Value> {
+        self.args.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    fn text(&self, name: &str) -> Option<&str> {
+        match self.arg(name) {
+            Some(Value::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// What one session remembers between the decisions of a rule firing: the
+/// campaign checks are made once per firing, so a rule that issues a coupon
+/// and sends a message counts one touch.
+#[derive(Debug, Default)]
+pub struct FiringMemo {
+    firing: u64,
+    checked: Vec<(usize, Arc<str>, Option<Outcome>)>,
+}
+
+/// Coupon issuers by (campaign, template index), made on first use.
+type Issuers = Mutex<HashMap<(Arc<str>, usize), Arc<CouponIssuer>>>;
+
+/// The built-in actions of a ruleset, ready to decide.
+pub struct Primitives {
+    decls: Arc<Declarations>,
+    store: Arc<dyn StateStore>,
+    caps: FrequencyCaps,
+    /// Each campaign's `per_user` limit, as a cap scoped to it.
+    campaign_limits: Vec<Option<FrequencyCaps>>,
+    /// Each campaign's message router, then one for rules of no campaign.
+    routers: Vec<MessageRouter>,
+    experiments: Experiments,
+    machines: HashMap<Arc<str>, (Machine, TypeId)>,
+    coupon_index: HashMap<Arc<str>, usize>,
+    issuers: Issuers,
+    identity: RwLock<(IdentityGraph, Persons)>,
+}
+
+impl std::fmt::Debug for Primitives {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Primitives")
+            .field("caps", &self.caps.caps().len())
+            .field("campaigns", &self.decls.campaigns.len())
+            .field("coupons", &self.decls.coupons.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Primitives {
+    /// Checks the declarations and prepares their deciders over `store`.
+    pub fn new(
+        decls: Arc<Declarations>,
+        schema: &Schema,
+        store: Arc<dyn StateStore>,
+    ) -> Result<Primitives, PrimitivesError> {
+        let caps = FrequencyCaps::new(decls.caps.clone())?;
+        let mut campaign_limits = Vec::new();
+        let mut routers = Vec::new();
+        for c in &decls.campaigns {
+            campaign_limits.push(match c.per_user {
+                Some(limit) => Some(FrequencyCaps::new(vec![CapDecl {
+                    name: format!("campaign:{}", c.name).into(),
+                    limit,
+                    scope: CapScope::Campaign(c.name.clone()),
+                    zone: c.zone.clone(),
+                    exempt: vec![],
+                }])?),
+                None => None,
+            });
+            // Suppression is checked before routing, once per firing.
+            let mut policy = MessagePolicy::for_campaign(c, Vec::<Arc<str>>::new());
+            policy.suppress.clear();
+            routers.push(MessageRouter::new(policy, caps.clone())?);
+        }
+        routers.push(MessageRouter::new(
+            MessagePolicy::new("", Vec::<Arc<str>>::new()),
+            caps.clone(),
+        )?);
+        let experiments = Experiments::new(&decls.experiments)?;
+        let mut machines = HashMap::new();
+        for m in &decls.machines {
+            let ty = schema
+                .id(&m.name)
+                .ok_or_else(|| PrimitivesError::NoMachineType(m.name.clone()))?;
+            machines.insert(m.name.clone(), (Machine::new(m.clone())?, ty));
+        }
+        let coupon_index = decls
+            .coupons
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        // Templates are checked now, not at the first issue.
+        for c in &decls.coupons {
+            CouponIssuer::new("", c.clone())?;
+        }
+        let graph = IdentityGraph::new();
+        let persons = graph.resolve();
+        Ok(Primitives {
+            decls,
+            store,
+            caps,
+            campaign_limits,
+            routers,
+            experiments,
+            machines,
+            coupon_index,
+            issuers: Mutex::new(HashMap::new()),
+            identity: RwLock::new((graph, persons)),
+        })
+    }
+
+    /// The declarations.
+    pub fn declarations(&self) -> &Declarations {
+        &self.decls
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// The person an identifier belongs to: itself until a `link_identity`
+    /// joins it to others, then the smallest identifier of its group.
+    pub fn person(&self, id: &str) -> Arc<str> {
+        let guard = self.identity.read().unwrap_or_else(|e| e.into_inner());
+        match guard.1.person_of(&Identifier::new(ID_KIND, id)) {
+            Some(p) => p.strip_prefix("id:").unwrap_or(p).into(),
+            None => id.into(),
+        }
+    }
+
+    /// Records that two identifiers belong to one person.
+    pub fn link(&self, id: &str, same_as: &str) {
+        let mut guard = self.identity.write().unwrap_or_else(|e| e.into_inner());
+        guard.0.observe([
+            Identifier::new(ID_KIND, id),
+            Identifier::new(ID_KIND, same_as),
+        ]);
+        guard.1 = guard.0.resolve();
+    }
+
+    /// Decides one decision.
+    pub fn decide(
+        &self,
+        req: &Request<'_>,
+        env: &dyn Surroundings,
+        memo: &mut FiringMemo,
+    ) -> Outcome {
+        match req.action {
+            "coupon" => self.with_user(req, env, memo, true, |user| self.coupon(req, env, user)),
+            "message" => self.with_user(req, env, memo, true, |user| self.message(req, env, user)),
+            "transition" => self.with_user(req, env, memo, false, |user| {
+                self.transition(req, env, user)
+            }),
+            "split" => self.with_user(req, env, memo, false, |user| self.split(req, user)),
+            "link_identity" => match (req.text("id"), req.text("same_as")) {
+                (Some(a), Some(b)) => {
+                    self.link(a, b);
+                    Outcome::done().with_detail("person", Value::Str(self.person(a)))
+                }
+                _ => Outcome::suppressed("no_identifier"),
+            },
+            _ => Outcome::done(),
+        }
+    }
+
+    /// Resolves the user to their person and, for a touch (a coupon or a
+    /// message), makes the campaign's checks once per firing.
+    fn with_user(
+        &self,
+        req: &Request<'_>,
+        env: &dyn Surroundings,
+        memo: &mut FiringMemo,
+        touch: bool,
+        then: impl FnOnce(&str) -> Outcome,
+    ) -> Outcome {
+        let Some(id) = req.text("user") else {
+            return Outcome::failed("no user").with_detail("argument", Value::from("user"));
+        };
+        let user = self.person(id);
+        let campaign = self.decls.rule_campaigns.get(req.rule).copied().flatten();
+        if let (true, false, Some(c)) = (touch, req.retry, campaign) {
+            if let Some(refusal) = self.campaign_checks(req, env, memo, c, &user) {
+                return refusal;
+            }
+        }
+        let mut outcome = then(&user);
+        if *user != *id {
+            outcome.details.push(("person".into(), Value::Str(user)));
+        }
+        outcome
+    }
+
+    /// The campaign's suppression lists and per-user limit, checked and
+    /// counted once per (firing, campaign, user); `Some` refuses.
+    fn campaign_checks(
+        &self,
+        req: &Request<'_>,
+        env: &dyn Surroundings,
+        memo: &mut FiringMemo,
+        c: usize,
+        user: &Arc<str>,
+    ) -> Option<Outcome> {
+        if memo.firing != req.firing {
+            memo.firing = req.firing;
+            memo.checked.clear();
+        }
+        if let Some((_, _, r)) = memo.checked.iter().find(|(i, u, _)| *i == c && u == user) {
+            return r.clone();
+        }
+        let decl = &self.decls.campaigns[c];
+        let campaign = Value::Str(decl.name.clone());
+        let result = if let Some(a) = decl
+            .suppress
+            .iter()
+            .find(|a| env.audiences().is_member(a, user))
+        {
+            Some(
+                Outcome::suppressed("suppressed")
+                    .with_detail("campaign", campaign)
+                    .with_detail("audience", Value::Str(a.clone())),
+            )
+        } else if let Some(limit) = &self.campaign_limits[c] {
+            let zone = env.user_zone(user);
+            let mut send = SendAttempt::new(user, "", &decl.name, req.time);
+            send.user_zone = zone.as_deref();
+            match limit.check_and_count(&*self.store, &send, env.audiences()) {
+                Ok(o) if o.capped_by().is_none() => None,
+                Ok(_) => Some(
+                    Outcome::suppressed("campaign_limit")
+                        .with_detail("campaign", campaign)
+                        .with_detail("limit", Value::Int(i64::from(limit.caps()[0].limit.count))),
+                ),
+                Err(e) => Some(Outcome::failed(e.to_string())),
+            }
+        } else {
+            None
+        };
+        memo.checked.push((c, user.clone(), result.clone()));
+        result
+    }
+
+    fn issuer(&self, campaign: &Arc<str>, coupon: usize) -> Arc<CouponIssuer> {
+        let mut map = self.issuers.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((campaign.clone(), coupon))
+            .or_insert_with(|| {
+                // The template was checked when `Primitives` was built.
+                let decl = self.decls.coupons[coupon].clone();
+                Arc::new(
+                    CouponIssuer::new(campaign.clone(), decl)
+                        .unwrap_or_else(|e| unreachable!("checked template: {e}")),
+                )
+            })
+            .clone()
+    }
+
+    /// The campaign a rule's coupons and idempotency keys belong to: its
+    /// campaign, or the rule itself.
+    fn campaign_name(&self, req: &Request<'_>) -> Arc<str> {
+        match self.decls.rule_campaigns.get(req.rule).copied().flatten() {
+            Some(c) => self.decls.campaigns[c].name.clone(),
+            None => format!("rule:{}", req.rule_name).into(),
+        }
+    }
+
+    fn coupon(&self, req: &Request<'_>, env: &dyn Surroundings, user: &str) -> Outcome {
+        let Some(template) = req.text("template") else {
+            return Outcome::failed("no template");
+        };
+        let Some(&index) = self.coupon_index.get(template) else {
+            return Outcome::failed(format!("no coupon template `{template}`"));
+        };
+        let issuer = self.issuer(&self.campaign_name(req), index);
+        let zone = env.user_zone(user);
+        let occasion = match req.arg("occasion") {
+            Some(Value::Str(s)) => s.to_string(),
+            Some(Value::Null) | None => String::new(),
+            Some(v) => v.to_string(),
+        };
+        let mut ask = IssueRequest::new(user, req.time).occasion(&occasion);
+        ask.zone = zone.as_deref();
+        let template_v = Value::Str(template.into());
+        match issuer.issue(&*self.store, &ask) {
+            Ok(IssueOutcome::Issued(c)) => {
+                let mut o = Outcome::done()
+                    .with_branch("issued")
+                    .with_detail("coupon_id", Value::Str(c.id.into()));
+                if let Some(t) = c.expires_at {
+                    o = o.with_detail("valid_until", Value::Timestamp(t));
+                }
+                o
+            }
+            Ok(IssueOutcome::Duplicate(c)) => Outcome::suppressed("already_issued")
+                .with_detail("coupon_id", Value::Str(c.id.into())),
+            Ok(IssueOutcome::Refused(r)) => {
+                let reason = match r {
+                    Refusal::OutOfStock => "out_of_stock",
+                    Refusal::BudgetSpent => "budget_spent",
+                    Refusal::PerUserLimit => "per_user_limit",
+                };
+                let mut o = Outcome::suppressed(reason)
+                    .with_branch("refused")
+                    .with_detail("template", template_v);
+                if issuer.breaker().is_some() && r != Refusal::PerUserLimit {
+                    o = o.with_detail("campaign_stopped", Value::Bool(true));
+                }
+                o
+            }
+            Err(e) => Outcome::failed(e.to_string()).with_branch("refused"),
+        }
+    }
+
+    fn message(&self, req: &Request<'_>, env: &dyn Surroundings, user: &str) -> Outcome {
+        let channels: Vec<Arc<str>> = match req.arg("channel") {
+            Some(Value::Str(s)) => vec![s.clone()],
+            Some(Value::List(l)) => l.iter().cloned().collect(),
+            _ => return Outcome::failed("no channel"),
+        };
+        let campaign = self.decls.rule_campaigns.get(req.rule).copied().flatten();
+        let router = &self.routers[campaign.unwrap_or(self.decls.campaigns.len())];
+        let zone = env.user_zone(user);
+        let mut ask = MessageRequest::new(user, req.time);
+        ask.user_zone = zone.as_deref();
+        let reach = Reach(env);
+        let routing = match router.route_via(&channels, &*self.store, env.audiences(), &reach, &ask)
+        {
+            Ok(r) => r,
+            Err(e) => return Outcome::failed(e.to_string()),
+        };
+        let skipped: Vec<Arc<str>> = routing
+            .skipped
+            .iter()
+            .map(|s| {
+                let why = match &s.reason {
+                    SkipReason::Unreachable => "unreachable".to_string(),
+                    SkipReason::OptedOut => "opted_out".to_string(),
+                    SkipReason::Capped { cap, .. } => format!("capped by {cap}"),
+                };
+                Arc::from(format!("{}: {why}", s.channel))
+            })
+            .collect();
+        let with_skipped = |o: Outcome| {
+            if skipped.is_empty() {
+                o
+            } else {
+                o.with_detail("skipped", Value::List(skipped.clone().into()))
+            }
+        };
+        match routing.delivery {
+            Delivery::Send { channel } => {
+                with_skipped(Outcome::done().with_detail("channel", Value::Str(channel)))
+            }
+            Delivery::Defer { until } => {
+                Outcome::deferred(until).with_detail("reason", Value::from("quiet_hours"))
+            }
+            Delivery::Drop(DropReason::QuietHours) => Outcome::suppressed("quiet_hours"),
+            Delivery::Drop(DropReason::Suppressed { audience }) => {
+                Outcome::suppressed("suppressed").with_detail("audience", Value::Str(audience))
+            }
+            Delivery::Drop(DropReason::NoChannel) => {
+                let caps: Vec<&Arc<str>> = routing
+                    .skipped
+                    .iter()
+                    .filter_map(|s| match &s.reason {
+                        SkipReason::Capped { cap, .. } => Some(cap),
+                        _ => None,
+                    })
+                    .collect();
+                let o = if caps.len() == routing.skipped.len() && !caps.is_empty() {
+                    Outcome::suppressed("capped").with_detail("cap", Value::Str(caps[0].clone()))
+                } else if caps.is_empty() {
+                    Outcome::suppressed("unreachable")
+                } else {
+                    Outcome::suppressed("no_channel")
+                };
+                with_skipped(o)
+            }
+        }
+    }
+
+    fn transition(&self, req: &Request<'_>, env: &dyn Surroundings, user: &str) -> Outcome {
+        let (Some(machine), Some(to)) = (req.text("machine"), req.text("to")) else {
+            return Outcome::failed("a transition needs `machine` and `to`");
+        };
+        let Some((m, ty)) = self.machines.get(machine) else {
+            return Outcome::failed(format!("no machine `{machine}`"));
+        };
+        let decl = m.decl();
+        let current = match env.machine_state(*ty, user) {
+            Some((state, since)) => m.restore(&state, since),
+            None => Ok(m.start(req.time)),
+        };
+        let current = match current {
+            Ok(c) => c,
+            Err(e) => return Outcome::failed(e.to_string()),
+        };
+        let from = decl.states[current.index()].clone();
+        let details = |o: Outcome| {
+            o.with_detail("from", Value::Str(from.clone()))
+                .with_detail("to", Value::from(to))
+        };
+        if &*from == to && !decl.allows(current.index(), current.index()) {
+            return details(Outcome::suppressed("already_in_state"));
+        }
+        match m.transition(&current, to, req.time) {
+            Ok(next) => {
+                let values = vec![
+                    Value::from(user),
+                    Value::Str(decl.states[next.index()].clone()),
+                    Value::Timestamp(next.entered_at()),
+                ];
+                details(Outcome::done()).with_effect(Effect::Upsert { ty: *ty, values })
+            }
+            Err(MachineError::Illegal { .. }) => details(Outcome::failed("illegal_transition")),
+            Err(e) => details(Outcome::failed(e.to_string())),
+        }
+    }
+
+    fn split(&self, req: &Request<'_>, user: &str) -> Outcome {
+        let Some(experiment) = req.text("experiment") else {
+            return Outcome::failed("no experiment");
+        };
+        let exp = Value::from(experiment);
+        match self.experiments.assign(experiment, user) {
+            Ok(Assignment::Arm { name, bucket, .. }) => Outcome::done()
+                .with_branch(name.clone())
+                .with_detail("experiment", exp)
+                .with_detail("arm", Value::Str(name))
+                .with_detail("bucket", Value::Float(bucket)),
+            Ok(Assignment::NotCovered { bucket }) => Outcome::suppressed("not_in_experiment")
+                .with_detail("experiment", exp)
+                .with_detail("bucket", Value::Float(bucket)),
+            Ok(Assignment::OtherSliceOfLayer) => {
+                Outcome::suppressed("not_in_experiment").with_detail("experiment", exp)
+            }
+            Err(e) => Outcome::failed(e.to_string()),
+        }
+    }
+}
+
+/// The session's reachability, as the message router asks for it.
+struct Reach<'a>(&'a dyn Surroundings);
+
+impl super::message::Reachability for Reach<'_> {
+    fn reachable(&self, user: &str, channel: &str) -> bool {
+        self.0.reachable(user, channel)
+    }
+
+    fn opted_out(&self, user: &str, channel: &str) -> bool {
+        self.0.opted_out(user, channel)
+    }
+}
