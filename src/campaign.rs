@@ -193,6 +193,9 @@ pub struct CampaignHost {
     memo: FiringMemo,
     /// Where a user's time zone is read: a keyed fact type and its field.
     zone: Option<(TypeId, usize)>,
+    /// Channels whose address is a field of a keyed fact type: a user
+    /// whose fact has it null (or who has no fact) cannot be reached there.
+    addresses: Vec<(Arc<str>, TypeId, usize)>,
 }
 
 impl std::fmt::Debug for CampaignHost {
@@ -227,6 +230,7 @@ impl CampaignHost {
             contacts: Contacts::default(),
             memo: FiringMemo::default(),
             zone,
+            addresses: Vec::new(),
             primitives,
             net,
         }
@@ -301,6 +305,36 @@ impl CampaignHost {
         }
     }
 
+    /// Makes field `field` of keyed fact type `ty` the user's address on
+    /// `channel` (`profile.wechat_openid` for `wechat`): a user whose fact
+    /// has it null, or who has no such fact, cannot be reached there.
+    pub fn set_channel_address(
+        &mut self,
+        channel: &str,
+        ty: &str,
+        field: &str,
+    ) -> Result<(), String> {
+        let (id, f) = self.keyed_field(ty, field)?;
+        self.addresses.retain(|(c, _, _)| &**c != channel);
+        self.addresses.push((channel.into(), id, f));
+        Ok(())
+    }
+
+    fn keyed_field(&self, ty: &str, field: &str) -> Result<(TypeId, usize), String> {
+        let schema = self.net.rules().schema();
+        let id = schema
+            .id(ty)
+            .ok_or_else(|| format!("no fact type `{ty}`"))?;
+        let t = schema.get(id);
+        if t.key().is_none() || t.kind() != nudge_core::FactKind::Fact {
+            return Err(format!("`{ty}` is not a fact type with a key field"));
+        }
+        let f = t
+            .field_id(field)
+            .ok_or_else(|| format!("`{ty}` has no field `{field}`"))?;
+        Ok((id, f.index()))
+    }
+
     /// Reads users' time zones from field `field` of keyed fact type `ty`.
     pub fn set_zone_source(&mut self, ty: &str, field: &str) -> Result<(), String> {
         let schema = self.net.rules().schema();
@@ -324,6 +358,7 @@ struct Around<'a> {
     segments: &'a Segments,
     contacts: &'a Contacts,
     zone: Option<(TypeId, usize)>,
+    addresses: &'a [(Arc<str>, TypeId, usize)],
     memory: Memory<'a>,
 }
 
@@ -333,7 +368,16 @@ impl Surroundings for Around<'_> {
     }
 
     fn reachable(&self, user: &str, channel: &str) -> bool {
-        !Contacts::has(&self.contacts.unreachable, user, channel)
+        if Contacts::has(&self.contacts.unreachable, user, channel) {
+            return false;
+        }
+        match self.addresses.iter().find(|(c, _, _)| &**c == channel) {
+            Some((_, ty, f)) => self
+                .memory
+                .by_key(*ty, &Value::from(user))
+                .any(|(_, values)| !matches!(values[*f], Value::Null)),
+            None => true,
+        }
     }
 
     fn opted_out(&self, user: &str, channel: &str) -> bool {
@@ -379,6 +423,7 @@ impl Host for CampaignHost {
 
     fn decide(&mut self, d: DecisionRef<'_>, memory: Memory<'_>) -> Outcome {
         let args: SmallVec<[(&str, &Value); 8]> = d.args().collect();
+        let facts: SmallVec<[u64; 4]> = d.facts().iter().map(|f| f.as_u64()).collect();
         let req = Request {
             action: d.action(),
             rule: d.rule().index(),
@@ -387,11 +432,13 @@ impl Host for CampaignHost {
             time: d.time(),
             firing: d.firing(),
             retry: d.is_retry(),
+            facts: &facts,
         };
         let around = Around {
             segments: &self.segments,
             contacts: &self.contacts,
             zone: self.zone,
+            addresses: &self.addresses,
             memory,
         };
         self.primitives.decide(&req, &around, &mut self.memo)

@@ -27,11 +27,15 @@
 //! {"context": "features", "key": "u1", "values": {"uplift_segment": "persuadable"}}
 //! {"reach": {"user": "u1", "channel": "wechat", "reachable": false}}
 //! {"reach": {"user": "u2", "channel": "sms", "opted_out": true}}
+//! {"address": "wechat", "field": "profile.wechat_openid"}
 //! ```
 //!
 //! An `audience` line loads the audience's members; a `context` line sets
-//! the row a context provider answers for a key; a `reach` line records
-//! whether a user can be reached on a channel, or opted out of it.
+//! the row a context provider answers for a key (every declared context
+//! starts as an empty table, which answers nulls); a `reach` line records
+//! whether a user can be reached on a channel, or opted out of it; an
+//! `address` line makes a field of a keyed fact the users' address on a
+//! channel, so that a null there means the user cannot be reached on it.
 //!
 //! Each decision is written with what became of it: `status` (`suppressed`,
 //! `deferred`, `failed`; absent when carried out), the `reason`, and the
@@ -92,6 +96,9 @@ pub struct ReplayReport {
     pub errors: Vec<LineError>,
     /// Decisions per action name.
     pub actions: Vec<(String, u64)>,
+    /// Decisions not carried out, or not yet, per action, status and
+    /// reason (`message suppressed: capped`).
+    pub outcomes: Vec<(String, u64)>,
     /// Decisions in all.
     pub decisions: u64,
 }
@@ -113,11 +120,23 @@ impl<'r> Replayer<'r> {
 
     /// A replayer whose session has the given settings (lateness...).
     pub fn with_config(rules: &'r Ruleset, config: SessionConfig) -> Self {
+        let mut session = rules.session_with(config);
+        let mut contexts = HashMap::new();
+        for t in rules.network().rules().schema().types() {
+            for c in t.contexts() {
+                if !contexts.contains_key(&*c.name) {
+                    let table = SharedTable::default();
+                    // The name comes from the schema, so registering succeeds.
+                    let _ = session.host_mut().set_provider(&c.name, table.clone());
+                    contexts.insert(c.name.to_string(), table);
+                }
+            }
+        }
         Replayer {
             rules,
-            session: rules.session_with(config),
+            session,
             refs: HashMap::new(),
-            contexts: HashMap::new(),
+            contexts,
             report: ReplayReport::default(),
         }
     }
@@ -246,6 +265,15 @@ impl<'r> Replayer<'r> {
         if let Some(name) = obj.get("context") {
             return self.context_row(name, &obj);
         }
+        if let Some(channel) = obj.get("address") {
+            let channel = channel.as_str().ok_or("`address` names a channel")?;
+            let field = obj
+                .get("field")
+                .and_then(Json::as_str)
+                .ok_or("`field` is `type.field`")?;
+            let (ty, f) = field.split_once('.').ok_or("`field` is `type.field`")?;
+            return self.session.host_mut().set_channel_address(channel, ty, f);
+        }
         if let Some(reach) = obj.get("reach") {
             let user = reach.get("user").and_then(Json::as_str);
             let channel = reach.get("channel").and_then(Json::as_str);
@@ -317,7 +345,7 @@ impl<'r> Replayer<'r> {
             }
             Ok(())
         } else {
-            Err("a line needs `insert`, `modify`, `retract`, `advance`, `audience`, `context` or `reach`".to_string())
+            Err("a line needs `insert`, `modify`, `retract`, `advance`, `audience`, `context`, `reach` or `address`".to_string())
         }
     }
 
@@ -397,6 +425,19 @@ impl<'r> Replayer<'r> {
                 Some((_, n)) => *n += 1,
                 None => self.report.actions.push((d.action().to_string(), 1)),
             }
+            let outcome = match d.status() {
+                Status::Done => None,
+                Status::Suppressed(r) | Status::Failed(r) => {
+                    Some(format!("{} {}: {r}", d.action(), d.status().name()))
+                }
+                Status::Deferred(_) => Some(format!("{} deferred", d.action())),
+            };
+            if let Some(o) = outcome {
+                match self.report.outcomes.iter_mut().find(|(k, _)| *k == o) {
+                    Some((_, n)) => *n += 1,
+                    None => self.report.outcomes.push((o, 1)),
+                }
+            }
             if let Some(w) = out.as_deref_mut() {
                 let args: Map<String, Json> = d
                     .args()
@@ -468,6 +509,20 @@ impl<'r> Replayer<'r> {
         actions.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         for (a, n) in actions {
             s.push_str(&format!("  {a:<width$}  {n:>10}\n"));
+        }
+        if !r.outcomes.is_empty() {
+            s.push_str("\ndecisions not carried out, or not yet\n");
+            let mut outcomes = r.outcomes.clone();
+            outcomes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let width = outcomes
+                .iter()
+                .map(|o| o.0.len())
+                .max()
+                .unwrap_or(0)
+                .max(width);
+            for (o, n) in outcomes {
+                s.push_str(&format!("  {o:<width$}  {n:>10}\n"));
+            }
         }
         s
     }

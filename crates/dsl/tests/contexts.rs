@@ -520,3 +520,30 @@ rule cart_reminder {
     );
     assert_eq!(cart.contexts()[0].fields, [f(2), f(3)]);
 }
+
+/// A rule inserting a fact of an enriched type need not pass the context's
+/// fields: the provider fills them when the fact is inserted. Its own
+/// required fields are still required.
+#[test]
+fn rule_inserts_leave_context_fields_to_the_provider() {
+    let base = "event seen { key user_id: string  time at: timestamp }\n\
+                event scored { key user_id: string  time at: timestamp  channel: string }\n\
+                context features for scored { score: int }\n";
+    ok(&format!(
+        "{base}rule copy {{ when s: seen() then insert scored(user_id: s.user_id, at: s.at, channel: \"app\") }}"
+    ));
+    let (diags, _) = errors(&format!(
+        "{base}rule copy {{ when s: seen() then insert scored(user_id: s.user_id, at: s.at) }}"
+    ));
+    assert_eq!(diags.len(), 1);
+    assert!(
+        diags[0].message.contains("`channel`"),
+        "{}",
+        diags[0].message
+    );
+    assert!(
+        !diags[0].message.contains("`score`"),
+        "{}",
+        diags[0].message
+    );
+}

@@ -117,6 +117,9 @@ pub struct Request<'a> {
     /// Whether this decides a deferred decision again: the campaign's
     /// checks were made the first time.
     pub retry: bool,
+    /// Ids of the facts the rule matched: with the rule, they identify
+    /// the firing, so that deciding it again issues nothing new.
+    pub facts: &'a [u64],
 }
 
 impl Request<'_> {
@@ -274,10 +277,16 @@ impl Primitives {
         match req.action {
             "coupon" => self.with_user(req, env, memo, true, |user| self.coupon(req, env, user)),
             "message" => self.with_user(req, env, memo, true, |user| self.message(req, env, user)),
-            "transition" => self.with_user(req, env, memo, false, |user| {
-                self.transition(req, env, user)
-            }),
-            "split" => self.with_user(req, env, memo, false, |user| self.split(req, user)),
+            // A machine's fact and an experiment's bucket belong to the
+            // identifier the rule names, as the host's own records do.
+            "transition" => match req.text("user") {
+                Some(id) => self.transition(req, env, id),
+                None => Outcome::failed("no user"),
+            },
+            "split" => match req.text("user") {
+                Some(id) => self.split(req, id),
+                None => Outcome::failed("no user"),
+            },
             "link_identity" => match (req.text("id"), req.text("same_as")) {
                 (Some(a), Some(b)) => {
                     self.link(a, b);
@@ -335,10 +344,11 @@ impl Primitives {
         }
         let decl = &self.decls.campaigns[c];
         let campaign = Value::Str(decl.name.clone());
+        let id = req.text("user").unwrap_or(user);
         let result = if let Some(a) = decl
             .suppress
             .iter()
-            .find(|a| env.audiences().is_member(a, user))
+            .find(|a| env.audiences().is_member(a, id) || env.audiences().is_member(a, user))
         {
             Some(
                 Outcome::suppressed("suppressed")
@@ -346,7 +356,7 @@ impl Primitives {
                     .with_detail("audience", Value::Str(a.clone())),
             )
         } else if let Some(limit) = &self.campaign_limits[c] {
-            let zone = env.user_zone(user);
+            let zone = zone_of(env, req, user);
             let mut send = SendAttempt::new(user, "", &decl.name, req.time);
             send.user_zone = zone.as_deref();
             match limit.check_and_count(&*self.store, &send, env.audiences()) {
@@ -396,10 +406,15 @@ impl Primitives {
             return Outcome::failed(format!("no coupon template `{template}`"));
         };
         let issuer = self.issuer(&self.campaign_name(req), index);
-        let zone = env.user_zone(user);
+        let zone = zone_of(env, req, user);
         let occasion = match req.arg("occasion") {
             Some(Value::Str(s)) => s.to_string(),
-            Some(Value::Null) | None => String::new(),
+            Some(Value::Null) | None => {
+                match default_occasion(&self.decls.coupons[index], zone.as_deref(), req) {
+                    Ok(o) => o,
+                    Err(e) => return Outcome::failed(e.to_string()),
+                }
+            }
             Some(v) => v.to_string(),
         };
         let mut ask = IssueRequest::new(user, req.time).occasion(&occasion);
@@ -443,10 +458,13 @@ impl Primitives {
         };
         let campaign = self.decls.rule_campaigns.get(req.rule).copied().flatten();
         let router = &self.routers[campaign.unwrap_or(self.decls.campaigns.len())];
-        let zone = env.user_zone(user);
+        let zone = zone_of(env, req, user);
         let mut ask = MessageRequest::new(user, req.time);
         ask.user_zone = zone.as_deref();
-        let reach = Reach(env);
+        let reach = Reach {
+            env,
+            id: req.text("user").unwrap_or(user),
+        };
         let routing = match router.route_via(&channels, &*self.store, env.audiences(), &reach, &ask)
         {
             Ok(r) => r,
@@ -563,15 +581,64 @@ impl Primitives {
     }
 }
 
+/// What makes a claim of a coupon differ from the user's other claims of
+/// it, when the rule does not say (`occasion:`):
+///
+/// - with a per-user limit of one, the limit's period (`m2026-11` for one
+///   a calendar month, the number of whole windows since the epoch for one
+///   per rolling window, nothing for one per lifetime), so a second claim
+///   in the period is the first one again;
+/// - otherwise the firing itself (the rule and the facts it matched), so
+///   a retry or replay of the firing is the same claim and other firings
+///   are new ones, up to the limit.
+fn default_occasion(
+    decl: &crate::decl::CouponDecl,
+    zone: Option<&str>,
+    req: &Request<'_>,
+) -> Result<String, super::caps::CapError> {
+    use crate::decl::Period;
+    let period = match decl.per_user {
+        Some(limit) => match limit.period {
+            Period::Rolling(d) if d.as_millis() > 0 => {
+                format!("r{}", req.time.as_millis().div_euclid(d.as_millis()))
+            }
+            p => super::caps::limit_window(p, zone.unwrap_or("UTC"), req.time)?.0,
+        },
+        None => String::new(),
+    };
+    if decl.per_user.is_some_and(|l| l.count == 1) {
+        return Ok(period);
+    }
+    let mut o = format!("{period}:{}", req.rule_name);
+    for f in req.facts {
+        o.push(':');
+        o.push_str(&f.to_string());
+    }
+    Ok(o)
+}
+
+/// The user's zone: looked up under the identifier the rule used, then
+/// under the person it belongs to.
+fn zone_of(env: &dyn Surroundings, req: &Request<'_>, person: &str) -> Option<Arc<str>> {
+    req.text("user")
+        .and_then(|id| env.user_zone(id))
+        .or_else(|| env.user_zone(person))
+}
+
 /// The session's reachability, as the message router asks for it.
-struct Reach<'a>(&'a dyn Surroundings);
+/// Reachability is asked of the identifier the rule addressed (its
+/// address fields belong to it), whatever person it is part of.
+struct Reach<'a> {
+    env: &'a dyn Surroundings,
+    id: &'a str,
+}
 
 impl super::message::Reachability for Reach<'_> {
-    fn reachable(&self, user: &str, channel: &str) -> bool {
-        self.0.reachable(user, channel)
+    fn reachable(&self, _person: &str, channel: &str) -> bool {
+        self.env.reachable(self.id, channel)
     }
 
-    fn opted_out(&self, user: &str, channel: &str) -> bool {
-        self.0.opted_out(user, channel)
+    fn opted_out(&self, person: &str, channel: &str) -> bool {
+        self.env.opted_out(self.id, channel) || self.env.opted_out(person, channel)
     }
 }

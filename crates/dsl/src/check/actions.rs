@@ -44,11 +44,21 @@ impl RuleCx<'_> {
                     .map(|(_, t)| *t)?;
                 let fields = self.field_values(ty, args)?;
                 let t = self.env.schema.get(ty);
+                // A context provider fills its fields on insert.
+                let provided = |i: usize| {
+                    t.contexts()
+                        .iter()
+                        .any(|c| c.fields.iter().any(|f| f.index() == i))
+                };
                 let missing: Vec<String> = t
                     .fields()
                     .iter()
                     .enumerate()
-                    .filter(|(i, f)| !f.optional && !fields.iter().any(|(id, _)| id.index() == *i))
+                    .filter(|(i, f)| {
+                        !f.optional
+                            && !provided(*i)
+                            && !fields.iter().any(|(id, _)| id.index() == *i)
+                    })
                     .map(|(_, f)| format!("`{}`", f.name))
                     .collect();
                 if !missing.is_empty() {

@@ -429,8 +429,14 @@ fn check_action(scope: &Scope<'_>, a: &Action) -> Result<(), Problem> {
             check_type(scope.rules, *ty)?;
             check_fields(scope, *ty, fields)?;
             let t = scope.rules.schema().get(*ty);
+            // Context providers fill their fields when the fact is inserted.
+            let provided = |i: usize| {
+                t.contexts()
+                    .iter()
+                    .any(|c| c.fields.iter().any(|f| f.index() == i))
+            };
             for (i, f) in t.fields().iter().enumerate() {
-                if !f.optional && !fields.iter().any(|(id, _)| id.index() == i) {
+                if !f.optional && !provided(i) && !fields.iter().any(|(id, _)| id.index() == i) {
                     return Err(type_err(format!(
                         "insert of `{}` lacks field `{}`",
                         t.name(),

@@ -7,11 +7,16 @@ use nudge_core::{FactKind, Schema, TypeId, Value};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
+/// The facts holding one key, with their insertion order.
+type Holders = SmallVec<[(u64, FactId); 1]>;
+
 #[derive(Debug, Default)]
 pub(crate) struct KeyIndex {
     /// For each type, its key field if the type is indexed.
     key_of: Vec<Option<usize>>,
-    map: FxHashMap<(TypeId, Value), SmallVec<[FactId; 1]>>,
+    /// Facts by key, in insertion order (their `order`), so that a
+    /// restored session lists them as the original did.
+    map: FxHashMap<(TypeId, Value), Holders>,
 }
 
 impl KeyIndex {
@@ -36,10 +41,13 @@ impl KeyIndex {
         self.key_of.get(ty.index()).copied().flatten()
     }
 
-    pub fn add(&mut self, ty: TypeId, values: &[Value], id: FactId) {
+    /// Indexes fact `id`, inserted `order`-th.
+    pub fn add(&mut self, ty: TypeId, values: &[Value], id: FactId, order: u64) {
         if let Some(k) = self.key_field(ty) {
             let key = values[k].clone();
-            self.map.entry((ty, key)).or_default().push(id);
+            let ids = self.map.entry((ty, key)).or_default();
+            let at = ids.partition_point(|(o, _)| *o < order);
+            ids.insert(at, (order, id));
         }
     }
 
@@ -47,19 +55,19 @@ impl KeyIndex {
         let Some(k) = self.key_field(ty) else { return };
         let key = (ty, values[k].clone());
         if let Some(ids) = self.map.get_mut(&key) {
-            ids.retain(|i| *i != id);
+            ids.retain(|(_, i)| *i != id);
             if ids.is_empty() {
                 self.map.remove(&key);
             }
         }
     }
 
-    /// The live facts of `ty` with key `key`, oldest first.
-    pub fn get(&self, ty: TypeId, key: &Value) -> &[FactId] {
+    /// The live facts of `ty` with key `key`, in insertion order.
+    pub fn get(&self, ty: TypeId, key: &Value) -> impl Iterator<Item = FactId> + '_ {
         // The tuple key needs an owned value; keys are short strings.
         self.map
             .get(&(ty, key.clone()))
-            .map(|v| &v[..])
-            .unwrap_or(&[])
+            .into_iter()
+            .flat_map(|v| v.iter().map(|(_, id)| *id))
     }
 }

@@ -106,13 +106,12 @@ impl<'a> Memory<'a> {
     }
 
     /// The live facts of fact type `ty` (one with a key field; events are
-    /// not indexed) whose key is `key`, oldest first.
+    /// not indexed) whose key is `key`, in the order they were inserted.
     pub fn by_key(&self, ty: TypeId, key: &Value) -> impl Iterator<Item = (FactId, &'a [Value])> {
         let facts = self.facts;
         self.keys
             .get(ty, key)
-            .iter()
-            .filter_map(move |id| facts.get(*id).map(|d| (*id, &d.values[..])))
+            .filter_map(move |id| facts.get(id).map(|d| (id, &d.values[..])))
     }
 }
 
@@ -895,7 +894,7 @@ impl<H: Host> State<H> {
         });
         if self.keys.key_field(ty).is_some() {
             if let Some(d) = self.facts.get(id) {
-                self.keys.add(ty, &d.values, id);
+                self.keys.add(ty, &d.values, id, d.order);
             }
         }
         self.schedule_expiry(net, id);
@@ -1865,7 +1864,7 @@ impl<H: Host> State<H> {
             if let Some(k) = self.keys.key_field(ty) {
                 if d.values[k] != values[k] {
                     self.keys.remove(ty, &d.values, id);
-                    self.keys.add(ty, &values, id);
+                    self.keys.add(ty, &values, id, d.order);
                 }
             }
             d.values = values;
@@ -1997,8 +1996,13 @@ impl<H: Host> State<H> {
                 let Some(k) = self.keys.key_field(ty) else {
                     return Err(FactError::NotKeyed(t.name().to_string()));
                 };
+                let existing = values.get(k).and_then(|key| self.keys.get(ty, key).next());
+                let mut values = values;
+                if existing.is_none() {
+                    // A new fact: its context providers fill their fields.
+                    self.provide(net, ty, &mut values)?;
+                }
                 let values = validate(&net.rules, ty, values)?;
-                let existing = self.keys.get(ty, &values[k]).first().copied();
                 match existing {
                     Some(id) => {
                         let changes: SmallVec<[(FieldId, Value); 4]> = match self.facts.get(id) {

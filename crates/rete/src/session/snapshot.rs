@@ -358,14 +358,14 @@ impl<H: Host> Session<H> {
         st.now = body.now;
         st.seq = body.seq;
         // Rebuild partial matches and timers, in insertion order.
-        let keyed: Vec<(FactId, nudge_core::TypeId, Box<[nudge_core::Value]>)> = st
+        let keyed: Vec<(FactId, nudge_core::TypeId, Box<[nudge_core::Value]>, u64)> = st
             .facts
             .ids()
             .filter(|(_, d)| st.keys.key_field(d.ty).is_some())
-            .map(|(id, d)| (id, d.ty, d.values.clone()))
+            .map(|(id, d)| (id, d.ty, d.values.clone(), d.order))
             .collect();
-        for (id, ty, values) in keyed {
-            st.keys.add(ty, &values, id);
+        for (id, ty, values, order) in keyed {
+            st.keys.add(ty, &values, id, order);
         }
         let mut order: Vec<(u64, FactId)> = st.facts.ids().map(|(id, d)| (d.seq, id)).collect();
         order.sort_unstable();
