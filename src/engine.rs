@@ -135,6 +135,39 @@ impl Ruleset {
     /// The same ruleset with its shared state (coupon stock, caps,
     /// idempotency keys) kept in `store` instead of a fresh in-memory one:
     /// sessions of every instance using one store share it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let rules = nudge::Ruleset::from_str("flash.nudge", r#"
+    ///     event grab { key user_id: string }
+    ///     coupon flash { value: 50.0  stock: 2  per_user: 1 }
+    ///     campaign flash_sale { per_user: 1 per lifetime }
+    ///     rule grab_coupon {
+    ///         campaign flash_sale
+    ///         when g: grab()
+    ///         then coupon(template: flash, user: g.user_id)
+    ///     }
+    /// "#)?;
+    /// let store = Arc::new(nudge::primitives::store::MemoryStore::new());
+    /// let rules = rules.with_store(store)?;
+    /// let mut session = rules.session();
+    /// let grab = rules.type_id("grab").unwrap();
+    /// for user in ["u1", "u2", "u1", "u3"] {
+    ///     session.insert(grab, vec![nudge::Value::from(user)])?;
+    ///     session.fire()?;
+    /// }
+    /// let outcomes: Vec<String> = session
+    ///     .decisions()
+    ///     .map(|d| format!("{} {:?}", d.arg("user").unwrap(), d.status()))
+    ///     .collect();
+    /// assert_eq!(outcomes, [
+    ///     r#""u1" Done"#,
+    ///     r#""u2" Done"#,
+    ///     r#""u1" Suppressed("campaign_limit")"#,
+    ///     r#""u3" Suppressed("out_of_stock")"#,
+    /// ]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn with_store(mut self, store: Arc<dyn StateStore>) -> Result<Ruleset, Error> {
         self.primitives = Arc::new(Primitives::new(
             self.declarations.clone(),
