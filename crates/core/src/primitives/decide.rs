@@ -21,6 +21,7 @@
 //! | `already_issued` | coupon | a retry or replay of a claim: the first coupon (`coupon_id`) stands |
 //! | `capped` | message | every channel was capped (`skipped`, `cap`) |
 //! | `unreachable` | message | no channel reaches the user (`skipped`) |
+//! | `no_channel` | message | every channel was skipped, some capped and some unreachable or opted out (`skipped`) |
 //! | `quiet_hours` | message | decided in quiet hours with `drop` |
 //! | `not_in_experiment` | split | the user is outside the experiment's traffic or layer slice |
 //! | `already_in_state` | transition | the user is in that state already |
