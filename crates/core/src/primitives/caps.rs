@@ -100,6 +100,40 @@ pub fn calendar_period(
     zone: &str,
     unit: CalendarUnit,
 ) -> Result<CalendarPeriod, CapError> {
+    // Every cap and campaign limit of a decision asks for the period of
+    // now; the periods last computed on this thread answer most of them.
+    thread_local! {
+        static RECENT: std::cell::RefCell<Vec<(Box<str>, CalendarUnit, CalendarPeriod)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let hit = RECENT.with_borrow(|recent| {
+        recent
+            .iter()
+            .find(|(z, u, p)| **z == *zone && *u == unit && p.start <= at && at < p.end)
+            .map(|(_, _, p)| p.clone())
+    });
+    if let Some(p) = hit {
+        return Ok(p);
+    }
+    let p = compute_calendar_period(at, zone, unit)?;
+    RECENT.with_borrow_mut(|recent| {
+        let found = recent
+            .iter()
+            .position(|(z, u, _)| **z == *zone && *u == unit);
+        match found {
+            Some(i) => recent[i].2 = p.clone(),
+            None if recent.len() < 64 => recent.push((zone.into(), unit, p.clone())),
+            None => recent[0] = (zone.into(), unit, p.clone()),
+        }
+    });
+    Ok(p)
+}
+
+fn compute_calendar_period(
+    at: Timestamp,
+    zone: &str,
+    unit: CalendarUnit,
+) -> Result<CalendarPeriod, CapError> {
     let tz = jiff::tz::TimeZone::get(zone).map_err(|_| CapError::UnknownZone(zone.into()))?;
     let range = || CapError::OutOfRange(at);
     let date = jiff::Timestamp::from_millisecond(at.as_millis())
