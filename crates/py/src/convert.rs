@@ -12,7 +12,8 @@
 //! | `duration` | `timedelta`, milliseconds as `int`, a literal such as `"10m"` |
 //! | `list<string>` | a `list` or `tuple` of `str` |
 //!
-//! `None` is the missing value of an optional field. A value of the wrong
+//! `None` is the missing value of an optional field; fields a context
+//! provider fills may be left out too. A value of the wrong
 //! Python type raises `TypeError`; a value of the right type that does not
 //! fit (an int beyond 64 bits, NaN, a malformed time) raises `ValueError`.
 //! Both name the fact type and the field. Times are kept to the
@@ -426,6 +427,8 @@ pub(crate) fn fact_values(
                 )?
             }
             None if f.optional => Value::Null,
+            // A context provider fills it (and replaces any value given).
+            None if filled_by_context(t, &f.name) => Value::Null,
             None => {
                 return Err(PyTypeError::new_err(format!(
                     "`{}` needs the field `{}` ({})",
@@ -450,6 +453,12 @@ pub(crate) fn fact_values(
         }
     }
     Ok(values)
+}
+
+/// Whether field `name` of `t` is one a context provider fills.
+fn filled_by_context(t: &FactType, name: &str) -> bool {
+    t.field_id(name)
+        .is_some_and(|f| t.contexts().iter().any(|c| c.fields.contains(&f)))
 }
 
 fn unknown_field(t: &FactType, key: &Bound<'_, PyAny>) -> PyErr {

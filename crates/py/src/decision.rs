@@ -2,16 +2,19 @@
 
 use crate::convert::{datetime, to_py};
 use nudge::ir::RuleSet;
-use nudge::{DecisionRef, Timestamp, Value};
+use nudge::{DecisionRef, Status, Timestamp, Value};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::sync::Arc;
 
 /// What a rule asked the host to do: a message to send, a coupon to issue,
-/// a transition, an experiment's split, a host action.
+/// a transition, an experiment's split, a host action; and what became of
+/// it once the ruleset's primitives checked it (``status``, ``reason``,
+/// ``until``, ``details``).
 ///
-/// Running it is the caller's job: nudge decides, the host acts.
-/// Decisions compare equal when every attribute is equal.
+/// Sending the message, handing out the coupon is the caller's job: nudge
+/// decides, the host acts. Decisions compare equal when every attribute is
+/// equal.
 #[pyclass(frozen, eq, module = "nudge._native", name = "Decision")]
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Decision {
@@ -22,6 +25,8 @@ pub(crate) struct Decision {
     facts: Vec<u64>,
     time: Timestamp,
     branch: Option<Arc<str>>,
+    status: Status,
+    details: Vec<(Arc<str>, Value)>,
 }
 
 impl Decision {
@@ -36,16 +41,39 @@ impl Decision {
             facts: d.facts().iter().map(|f| f.as_u64()).collect(),
             time: d.time(),
             branch: d.branch().map(Arc::from),
+            status: d.status().clone(),
+            details: d
+                .details()
+                .map(|(n, v)| (Arc::from(n), v.clone()))
+                .collect(),
         }
     }
 
     fn args_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let out = PyDict::new(py);
-        for (n, v) in &self.args {
-            out.set_item(&**n, to_py(py, v)?)?;
-        }
-        Ok(out)
+        pairs_dict(py, &self.args)
     }
+
+    fn reason_text(&self) -> Option<&str> {
+        match &self.status {
+            Status::Suppressed(r) | Status::Failed(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn until_time(&self) -> Option<Timestamp> {
+        match self.status {
+            Status::Deferred(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+fn pairs_dict<'py>(py: Python<'py>, pairs: &[(Arc<str>, Value)]) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for (n, v) in pairs {
+        out.set_item(&**n, to_py(py, v)?)?;
+    }
+    Ok(out)
 }
 
 /// A decision as a Python object.
@@ -93,7 +121,8 @@ impl Decision {
     }
 
     /// The action asked for: ``"message"``, ``"coupon"``, ``"transition"``,
-    /// ``"split"``, or a host action declared with ``action``.
+    /// ``"split"``, ``"link_identity"``, or a host action declared with
+    /// ``action``.
     #[getter]
     fn action(&self) -> &str {
         &self.action
@@ -125,11 +154,59 @@ impl Decision {
         self.time.as_millis()
     }
 
-    /// The branch a chooser picked (an experiment's arm, a coupon's
-    /// outcome), or ``None``.
+    /// The branch the primitives picked and ran (an experiment's arm,
+    /// ``"issued"`` or ``"refused"`` for a coupon), or ``None``.
     #[getter]
     fn branch(&self) -> Option<&str> {
         self.branch.as_deref()
+    }
+
+    /// What became of the decision: ``"done"`` (carried out, or the
+    /// caller's to carry out), ``"suppressed"`` (not carried out: see
+    /// ``reason``), ``"deferred"`` (put off until ``until``, when the
+    /// session decides it again) or ``"failed"`` (it could not be decided:
+    /// an illegal transition, a missing argument).
+    #[getter]
+    fn status(&self) -> &'static str {
+        self.status.name()
+    }
+
+    /// Why a decision was suppressed (``"out_of_stock"``, ``"capped"``,
+    /// ``"already_issued"``, ``"quiet_hours"``...) or failed
+    /// (``"illegal_transition"``...); ``None`` otherwise.
+    #[getter]
+    fn reason(&self) -> Option<&str> {
+        self.reason_text()
+    }
+
+    /// For a deferred decision, when the session decides it again (an
+    /// aware ``datetime`` in UTC); ``None`` otherwise.
+    #[getter]
+    fn until<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.until_time().map(|t| datetime(py, t)).transpose()
+    }
+
+    /// What the primitives recorded, by name (a new dict each time): the
+    /// ``coupon_id`` issued, the ``channel`` used and the channels
+    /// ``skipped``, the ``cap`` that stopped a message, the experiment
+    /// ``arm`` and ``bucket``, a transition's ``from`` and ``to``...
+    #[getter]
+    fn details<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        pairs_dict(py, &self.details)
+    }
+
+    /// The value of detail ``name``, or ``default``.
+    #[pyo3(signature = (name, default = None))]
+    fn detail<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        default: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match self.details.iter().find(|(n, _)| &**n == name) {
+            Some((_, v)) => to_py(py, v),
+            None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
+        }
     }
 
     /// The value of argument ``name``, or ``default``.
@@ -147,7 +224,10 @@ impl Decision {
     }
 
     /// The decision as a dict: ``seq``, ``rule``, ``action``, ``args``,
-    /// ``facts``, ``time`` (a ``datetime``) and ``branch``.
+    /// ``facts``, ``time`` (a ``datetime``) and ``branch``; then, as
+    /// ``nudge replay`` prints them, ``status`` with ``reason`` (or
+    /// ``until``) unless the decision is done, and ``details`` unless
+    /// there are none.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
         out.set_item("seq", self.seq)?;
@@ -157,6 +237,18 @@ impl Decision {
         out.set_item("facts", self.facts.clone())?;
         out.set_item("time", datetime(py, self.time)?)?;
         out.set_item("branch", self.branch.as_deref())?;
+        if !self.status.is_done() {
+            out.set_item("status", self.status.name())?;
+        }
+        if let Some(r) = self.reason_text() {
+            out.set_item("reason", r)?;
+        }
+        if let Some(t) = self.until_time() {
+            out.set_item("until", datetime(py, t)?)?;
+        }
+        if !self.details.is_empty() {
+            out.set_item("details", pairs_dict(py, &self.details)?)?;
+        }
         Ok(out)
     }
 
@@ -166,8 +258,17 @@ impl Decision {
             Some(b) => format!(", branch='{b}'"),
             None => String::new(),
         };
+        let status = match &self.status {
+            Status::Done => String::new(),
+            Status::Deferred(t) => format!(", status='deferred', until={t}"),
+            other => format!(
+                ", status='{}', reason='{}'",
+                other.name(),
+                self.reason_text().unwrap_or_default()
+            ),
+        };
         Ok(format!(
-            "Decision(rule='{}', action='{}', args={args}, time={}{branch})",
+            "Decision(rule='{}', action='{}', args={args}, time={}{branch}{status})",
             &*self.rule, &*self.action, self.time
         ))
     }

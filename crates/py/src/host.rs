@@ -1,27 +1,29 @@
-//! The host a Python session gives the engine: audiences as membership sets,
-//! host functions and branch choosers as Python callables.
+//! The host a Python session gives the engine: the ruleset's campaign host
+//! (built-in actions checked by the primitives, audiences, reachability,
+//! context providers), with Python callables as host functions and context
+//! providers.
 //!
 //! The engine asks its host synchronously, while it matches and fires, and
-//! a host's answer cannot fail: `call` returns a value, `choose` a label.
-//! So a callable that raises (or answers with a wrong type) is recorded
-//! here, answers `None` (no value, no branch) for the rest of the engine
-//! call, and the session raises the recorded error once the engine call has
-//! returned. The engine's state stays consistent throughout.
+//! a host function's answer cannot fail: `call` returns a value. So a
+//! callable that raises (or answers with a wrong type) is recorded here,
+//! and for the rest of the engine call every callable answers `None` (a
+//! function no value, a provider no field) without being called; the
+//! session raises the recorded error once the engine call has returned. A
+//! provider's failure also refuses the insert it was asked for. The
+//! engine's state stays consistent throughout.
 
-use crate::convert::{show, to_py, to_value};
-use crate::decision::Decision;
+use crate::convert::{fields_dict, show, to_py, to_value};
 use crate::errors;
-use nudge::decl::{AudienceDecl, AudienceExpr};
+use nudge::campaign::{CampaignHost, ContextFact, ContextTable, Provider};
 use nudge::ir::{Action, Arg, Condition, Expr, FunctionId, Pattern, RuleSet, SetId};
-use nudge::{DecisionRef, Host, Network, Value};
-use nudge_core::primitives::audience::{Audience, Audiences, IdDictionary, Membership};
+use nudge::{DecisionRef, FactType, Host, Memory, Network, Outcome, TypeId, Value};
+use nudge_core::primitives::audience::{Audience, IdDictionary};
 use pyo3::exceptions::PyTypeError;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
-use std::cell::RefCell;
-use std::collections::HashSet;
-use std::io::Write;
-use std::sync::Arc;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::PyTraverseError;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// User ids for an audience, read from a Python iterable of `str` and
 /// `int`. Audiences hold ids as text: the int `42` is the id `"42"`.
@@ -49,132 +51,273 @@ pub(crate) fn user_id(id: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
     }
 }
 
-/// The audiences of a session: those the host loads, and those the rules
-/// define from others, kept computed (as `nudge-core` bitmaps over the
-/// session's id dictionary, which Python reads and extends through
-/// `IdDictionary`).
-struct AudienceSets {
-    all: Audiences,
-    /// Audience names by [`SetId`].
-    names: Vec<Arc<str>>,
-    /// Names of the audiences the host loads.
-    loaded: Vec<Arc<str>>,
-    /// Defined audiences, each after the audiences it names.
-    defined: Vec<(Arc<str>, AudienceExpr)>,
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl AudienceSets {
-    fn new(names: &[Arc<str>], decls: &[AudienceDecl]) -> AudienceSets {
-        let mut all = Audiences::new();
-        let mut loaded = Vec::new();
-        let mut pending = Vec::new();
-        for d in decls {
-            match &d.definition {
-                None => {
-                    all.insert(d.name.clone(), Audience::new());
-                    loaded.push(d.name.clone());
-                }
-                Some(e) => pending.push((d.name.clone(), e.clone())),
-            }
+/// A Python callable that failed while the engine ran: the exception and
+/// what to say about it, made into a `CallbackError` once the engine call
+/// has returned (and the GIL is held).
+pub(crate) struct Failure {
+    cause: PyErr,
+    /// `"function"` or `"provider"`.
+    kind: &'static str,
+    /// The host function's or the context's name.
+    callback: String,
+    /// The callable, in words.
+    what: String,
+    /// The rules concerned.
+    rules: Vec<String>,
+}
+
+impl Failure {
+    /// Names the rule whose action failed because of a provider's failure
+    /// (a rule inserting a fact whose provider failed).
+    pub(crate) fn blame(&mut self, rule: &str) {
+        if self.kind == "provider" && !self.rules.iter().any(|r| r == rule) {
+            self.rules.push(rule.to_string());
         }
-        // Order definitions so each follows those it names (the checker
-        // refuses cycles; one left over would stay empty).
-        let mut known: HashSet<Arc<str>> = loaded.iter().cloned().collect();
-        let mut defined = Vec::new();
-        while !pending.is_empty() {
-            let before = pending.len();
-            pending.retain(|(name, e): &(Arc<str>, AudienceExpr)| {
-                if named(e).iter().all(|n| known.contains(*n)) {
-                    known.insert(name.clone());
-                    defined.push((name.clone(), e.clone()));
-                    false
+    }
+
+    /// The `CallbackError` to raise.
+    pub(crate) fn into_err(self, py: Python<'_>) -> PyErr {
+        let by = match self.rules.len() {
+            0 => String::new(),
+            1 => format!(" (for rule `{}`)", self.rules[0]),
+            _ => format!(
+                " (for one of the rules {})",
+                self.rules
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let cause = &self.cause;
+        let cause_text = cause
+            .value(py)
+            .str()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let cause_type = cause
+            .get_type(py)
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "an exception".into());
+        let refused = if self.kind == "provider" {
+            "; the fact was not inserted"
+        } else {
+            ""
+        };
+        let err = errors::new(
+            py,
+            "CallbackError",
+            format!(
+                "{}{by} raised {cause_type}: {cause_text}{refused}",
+                self.what
+            ),
+        );
+        err.set_cause(py, Some(self.cause));
+        errors::set_attr(py, &err, "callback", self.callback);
+        errors::set_attr(py, &err, "kind", self.kind);
+        errors::set_attr(py, &err, "rules", self.rules);
+        err
+    }
+}
+
+/// Where a failure is recorded: shared by the host and the providers it
+/// registered with its campaign host.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Option<Failure>>>);
+
+impl Recorder {
+    fn failed(&self) -> bool {
+        lock(&self.0).is_some()
+    }
+
+    /// Records `failure` unless one is recorded already.
+    fn record(&self, failure: Failure) {
+        let mut slot = lock(&self.0);
+        if slot.is_none() {
+            *slot = Some(failure);
+        }
+    }
+
+    fn take(&self) -> Option<Failure> {
+        lock(&self.0).take()
+    }
+}
+
+/// A Python context provider, as the campaign host holds it. The callable
+/// sits in a slot the session shares, so that registering again replaces
+/// it and the garbage collector can see and clear it.
+#[derive(Clone)]
+struct PyProvider {
+    context: Arc<str>,
+    slot: Arc<Mutex<Option<Py<PyAny>>>>,
+    failure: Recorder,
+    net: Arc<Network>,
+}
+
+impl PyProvider {
+    /// Asks the callable for the context's fields of `fact`.
+    fn ask(
+        &self,
+        py: Python<'_>,
+        f: &Py<PyAny>,
+        t: &FactType,
+        fact: &ContextFact<'_>,
+    ) -> PyResult<Vec<(Arc<str>, Value)>> {
+        let seen = PyDict::new(py);
+        for field in t.fields() {
+            let v = fact.get(&field.name).unwrap_or(&Value::Null);
+            seen.set_item(&*field.name, to_py(py, v)?)?;
+        }
+        let out = f.bind(py).call1((seen,))?;
+        let context = &*self.context;
+        let answer = if out.is_none() {
+            PyDict::new(py)
+        } else {
+            fields_dict(&out, t.name()).map_err(|e| {
+                if e.is_instance_of::<PyTypeError>(py) {
+                    PyTypeError::new_err(format!(
+                        "the provider of context `{context}` answers with a dict of its fields \
+                         (or None), not {}",
+                        show(&out)
+                    ))
                 } else {
-                    true
+                    e
                 }
-            });
-            if pending.len() == before {
-                break;
+            })?
+        };
+        let own: Vec<&str> = fact.fields().collect();
+        for key in answer.keys() {
+            let known = key
+                .cast::<PyString>()
+                .ok()
+                .and_then(|k| k.to_cow().ok().map(|k| own.contains(&&*k)))
+                .unwrap_or(false);
+            if !known {
+                let listed: Vec<String> = own.iter().map(|f| format!("`{f}`")).collect();
+                return Err(PyTypeError::new_err(format!(
+                    "context `{context}` fills no field {} of `{}`; it fills {}",
+                    match key.cast::<PyString>() {
+                        Ok(k) => format!("`{}`", k.to_string_lossy()),
+                        Err(_) => show(&key),
+                    },
+                    t.name(),
+                    listed.join(", ")
+                )));
             }
         }
-        for (name, _) in &pending {
-            all.insert(name.clone(), Audience::new());
+        let mut values = Vec::with_capacity(own.len());
+        for name in own {
+            let Some(id) = t.field_id(name) else { continue };
+            let def = t.field_def(id);
+            let place = format!("field `{name}` of `{}` (context `{context}`)", t.name());
+            let v = match answer.get_item(name)? {
+                Some(v) => to_value(&v, def.ty, def.optional, &place)?,
+                None if def.optional => Value::Null,
+                None => {
+                    return Err(PyTypeError::new_err(format!(
+                        "{place} is {} and required: the provider did not give it",
+                        def.ty
+                    )))
+                }
+            };
+            values.push((def.name.clone(), v));
         }
-        let mut sets = AudienceSets {
-            all,
-            names: names.to_vec(),
-            loaded,
-            defined,
-        };
-        sets.recompute();
-        sets
-    }
-
-    fn recompute(&mut self) {
-        for (name, e) in &self.defined {
-            // Every name is loaded or computed before: evaluation cannot fail.
-            let a = self.all.evaluate(e).unwrap_or_default();
-            self.all.insert(name.clone(), a);
-        }
-    }
-
-    fn contains(&self, set: SetId, key: &Value) -> bool {
-        let Some(name) = self.names.get(set.index()) else {
-            return false;
-        };
-        match key {
-            Value::Str(s) => self.all.is_member(name, s),
-            Value::Int(i) => {
-                let mut buf = [0u8; 20];
-                let mut w = &mut buf[..];
-                let _ = write!(w, "{i}");
-                let len = 20 - w.len();
-                std::str::from_utf8(&buf[..len]).is_ok_and(|s| self.all.is_member(name, s))
-            }
-            _ => false,
-        }
+        Ok(values)
     }
 }
 
-/// The audience names an expression reads.
-fn named(e: &AudienceExpr) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut todo = vec![e];
-    while let Some(e) = todo.pop() {
-        match e {
-            AudienceExpr::Named(n) => out.push(&**n),
-            AudienceExpr::And(a, b)
-            | AudienceExpr::Or(a, b)
-            | AudienceExpr::AndNot(a, b)
-            | AudienceExpr::Xor(a, b) => {
-                todo.push(a);
-                todo.push(b);
-            }
+impl Provider for PyProvider {
+    fn provide(&mut self, fact: &mut ContextFact<'_>) -> Result<(), String> {
+        if self.failure.failed() {
+            // A callable failed earlier in this engine call: the provider
+            // answers as if with None (its optional fields stay null).
+            return Ok(());
         }
+        let schema = self.net.rules().schema();
+        let Some(t) = schema.id(fact.type_name()).map(|ty| schema.get(ty)) else {
+            return Err(format!("no fact type `{}`", fact.type_name()));
+        };
+        let values = Python::attach(|py| {
+            let f = lock(&self.slot).as_ref().map(|f| f.clone_ref(py));
+            let Some(f) = f else {
+                return Err(format!(
+                    "no provider is registered for context `{}`",
+                    self.context
+                ));
+            };
+            self.ask(py, &f, t, fact).map_err(|cause| {
+                let message = format!(
+                    "the provider raised {}",
+                    cause
+                        .get_type(py)
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|_| "an exception".into())
+                );
+                self.failure.record(Failure {
+                    cause,
+                    kind: "provider",
+                    callback: self.context.to_string(),
+                    what: format!(
+                        "the provider of context `{}` of `{}`",
+                        self.context,
+                        t.name()
+                    ),
+                    rules: Vec::new(),
+                });
+                message
+            })
+        })?;
+        for (name, v) in values {
+            fact.set(&name, v)?;
+        }
+        Ok(())
     }
-    out
 }
 
-/// A Python callable that failed while the engine ran.
-pub(crate) struct Failure(pub(crate) PyErr);
+/// A table of rows by key, filled by replayed `context` operations, as a
+/// provider.
+#[derive(Clone, Default)]
+struct TableProvider(Arc<Mutex<ContextTable>>);
+
+impl Provider for TableProvider {
+    fn provide(&mut self, fact: &mut ContextFact<'_>) -> Result<(), String> {
+        lock(&self.0).provide(fact)
+    }
+}
+
+/// What serves a context the session registered.
+enum Served {
+    Python(Arc<Mutex<Option<Py<PyAny>>>>),
+    Table(Arc<Mutex<ContextTable>>),
+}
 
 /// The engine's host for a Python session.
 pub(crate) struct PyHost {
+    campaign: CampaignHost,
     net: Arc<Network>,
     functions: Vec<Option<Py<PyAny>>>,
-    choosers: Vec<(Arc<str>, Py<PyAny>)>,
-    audiences: AudienceSets,
-    failure: RefCell<Option<Failure>>,
+    /// The contexts registered, by name.
+    contexts: Vec<(Arc<str>, Served)>,
+    failure: Recorder,
 }
 
 impl PyHost {
-    /// A host with empty audiences, no functions and no choosers.
-    pub(crate) fn new(net: Arc<Network>, decls: &nudge::decl::Declarations) -> PyHost {
-        let rules = net.rules();
+    /// A host over the ruleset's primitives, with empty audiences, everyone
+    /// reachable, and no function or provider registered.
+    pub(crate) fn new(rules: &nudge::Ruleset) -> PyHost {
+        let net = rules.network().clone();
         PyHost {
-            functions: rules.functions().iter().map(|_| None).collect(),
-            choosers: Vec::new(),
-            audiences: AudienceSets::new(rules.sets(), &decls.audiences),
-            failure: RefCell::new(None),
+            campaign: rules.host(),
+            functions: net.rules().functions().iter().map(|_| None).collect(),
+            contexts: Vec::new(),
+            failure: Recorder::default(),
             net,
         }
     }
@@ -194,24 +337,125 @@ impl PyHost {
         }
     }
 
-    /// Sets the chooser of the branches of action `action`.
-    pub(crate) fn set_chooser(&mut self, action: &str, f: Py<PyAny>) {
-        match self.choosers.iter_mut().find(|(a, _)| &**a == action) {
-            Some(slot) => slot.1 = f,
-            None => self.choosers.push((Arc::from(action), f)),
+    /// The context names the rules declare, each once, in order.
+    pub(crate) fn context_names(net: &Network) -> Vec<Arc<str>> {
+        let mut names: Vec<Arc<str>> = Vec::new();
+        for t in net.rules().schema().types() {
+            for c in t.contexts() {
+                if !names.contains(&c.name) {
+                    names.push(c.name.clone());
+                }
+            }
         }
+        names
+    }
+
+    fn check_context(&self, name: &str) -> Result<(), String> {
+        let names = Self::context_names(&self.net);
+        if names.iter().any(|n| &**n == name) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the rules declare no context `{name}`{}",
+                known(names.iter().map(|n| &**n))
+            ))
+        }
+    }
+
+    /// Registers `f` as the provider of context `name`, replacing any.
+    pub(crate) fn set_provider(&mut self, name: &str, f: Py<PyAny>) -> Result<(), String> {
+        self.check_context(name)?;
+        if let Some((_, Served::Python(slot))) = self.contexts.iter().find(|(n, _)| &**n == name) {
+            *lock(slot) = Some(f);
+            return Ok(());
+        }
+        let slot = Arc::new(Mutex::new(Some(f)));
+        let provider = PyProvider {
+            context: Arc::from(name),
+            slot: slot.clone(),
+            failure: self.failure.clone(),
+            net: self.net.clone(),
+        };
+        self.campaign.set_provider(name, provider)?;
+        self.serve(name, Served::Python(slot));
+        Ok(())
+    }
+
+    /// Sets the row a context answers for facts whose key is `key` (a
+    /// replayed `context` operation), serving the context from a table
+    /// from then on.
+    pub(crate) fn set_context_row(
+        &mut self,
+        name: &str,
+        key: Value,
+        row: Vec<(Arc<str>, Value)>,
+    ) -> Result<(), String> {
+        self.check_context(name)?;
+        let table = match self.contexts.iter().find(|(n, _)| &**n == name) {
+            Some((_, Served::Table(t))) => t.clone(),
+            _ => {
+                let table = TableProvider::default();
+                self.campaign.set_provider(name, table.clone())?;
+                self.serve(name, Served::Table(table.0.clone()));
+                table.0
+            }
+        };
+        lock(&table).set(key, row);
+        Ok(())
+    }
+
+    /// Serves every context nothing serves yet with an empty table, which
+    /// answers nulls (as `nudge replay` starts).
+    pub(crate) fn serve_contexts_with_tables(&mut self) -> Result<(), String> {
+        for name in Self::context_names(&self.net) {
+            if !self.contexts.iter().any(|(n, _)| *n == name) {
+                let table = TableProvider::default();
+                self.campaign.set_provider(&name, table.clone())?;
+                self.serve(&name, Served::Table(table.0));
+            }
+        }
+        Ok(())
+    }
+
+    fn serve(&mut self, name: &str, served: Served) {
+        match self.contexts.iter_mut().find(|(n, _)| &**n == name) {
+            Some(slot) => slot.1 = served,
+            None => self.contexts.push((Arc::from(name), served)),
+        }
+    }
+
+    /// Records whether `user` can be reached on `channel`.
+    pub(crate) fn set_reachable(&mut self, user: &str, channel: &str, reachable: bool) {
+        self.campaign
+            .contacts_mut()
+            .set_reachable(user, channel, reachable);
+    }
+
+    /// Makes field `field` of keyed fact type `ty` the users' address on
+    /// `channel`.
+    pub(crate) fn set_channel_address(
+        &mut self,
+        channel: &str,
+        ty: &str,
+        field: &str,
+    ) -> Result<(), String> {
+        self.campaign.set_channel_address(channel, ty, field)
+    }
+
+    /// Records whether `user` opted out of `channel`.
+    pub(crate) fn set_opted_out(&mut self, user: &str, channel: &str, opted_out: bool) {
+        self.campaign
+            .contacts_mut()
+            .set_opted_out(user, channel, opted_out);
     }
 
     /// Replaces the members of audience `name` with user ids, interning
     /// them.
     pub(crate) fn set_audience(&mut self, name: &str, ids: &[String]) -> Result<(), String> {
         self.check_loaded(name)?;
-        let sets = &mut self.audiences;
-        sets.all
-            .insert_ids(name, ids.iter().map(String::as_str))
-            .map_err(|e| format!("audience `{name}`: {e}"))?;
-        sets.recompute();
-        Ok(())
+        self.campaign
+            .load_audience(name, ids.iter().map(String::as_str))
+            .map_err(|e| format!("audience `{name}`: {e}"))
     }
 
     /// Replaces the members of audience `name` with a set of user indices
@@ -220,8 +464,7 @@ impl PyHost {
     /// interned next.
     pub(crate) fn set_audience_set(&mut self, name: &str, members: Audience) -> Result<(), String> {
         self.check_loaded(name)?;
-        let sets = &mut self.audiences;
-        let len = sets.all.dictionary().len();
+        let len = self.dictionary().len();
         if let Some(max) = members.as_bitmap().max() {
             if u64::from(max) >= len as u64 {
                 let held = match len {
@@ -235,95 +478,94 @@ impl PyHost {
                 ));
             }
         }
-        sets.all.insert(name, members);
-        sets.recompute();
-        Ok(())
+        self.campaign
+            .load_bitmap(name, members)
+            .map_err(|e| format!("audience `{name}`: {e}"))
     }
 
     /// The members of audience `name`, loaded or defined.
     pub(crate) fn audience(&self, name: &str) -> Result<&Audience, String> {
-        let sets = &self.audiences;
-        let declared = sets.loaded.iter().any(|n| &**n == name)
-            || sets.defined.iter().any(|(n, _)| &**n == name);
-        match sets.all.get(name) {
+        let segments = self.campaign.segments();
+        let declared = segments.names().iter().any(|n| &**n == name);
+        match segments.get(name) {
             Some(a) if declared => Ok(a),
             _ => Err(format!(
                 "the rules declare no audience `{name}`{}",
-                known(
-                    sets.loaded
-                        .iter()
-                        .chain(sets.defined.iter().map(|(n, _)| n))
-                        .map(|n| &**n)
-                )
+                known(segments.names().iter().map(|n| &**n))
             )),
         }
     }
 
     /// Whether `name` is an audience the host loads; why not otherwise.
     fn check_loaded(&self, name: &str) -> Result<(), String> {
-        let sets = &self.audiences;
-        if sets.loaded.iter().any(|n| &**n == name) {
+        let segments = self.campaign.segments();
+        if segments.loaded().iter().any(|n| &**n == name) {
             return Ok(());
         }
-        let problem = if sets.defined.iter().any(|(n, _)| &**n == name) {
+        let problem = if segments.names().iter().any(|n| &**n == name) {
             format!("audience `{name}` is defined from other audiences: set those instead")
         } else {
             format!("the rules declare no audience `{name}`")
         };
         Err(format!(
             "{problem}{}",
-            known(sets.loaded.iter().map(|n| &**n))
+            known(segments.loaded().iter().map(|n| &**n))
         ))
     }
 
     /// The dictionary between user ids and the indices audiences hold.
     pub(crate) fn dictionary(&self) -> &IdDictionary {
-        self.audiences.all.dictionary()
+        self.campaign.segments().dictionary()
     }
 
     /// The dictionary, to intern new ids.
     pub(crate) fn dictionary_mut(&mut self) -> &mut IdDictionary {
-        self.audiences.all.dictionary_mut()
+        self.campaign.segments_mut().dictionary_mut()
     }
 
     /// The number of members of each audience, loaded or defined.
     pub(crate) fn audience_sizes(&self) -> Vec<(String, u64)> {
-        let sets = &self.audiences;
-        let names = sets
-            .loaded
+        let segments = self.campaign.segments();
+        segments
+            .names()
             .iter()
-            .chain(sets.defined.iter().map(|(n, _)| n));
-        names
-            .map(|n| (n.to_string(), sets.all.get(n).map_or(0, |a| a.len())))
+            .map(|n| (n.to_string(), segments.get(n).map_or(0, Audience::len)))
             .collect()
     }
 
-    /// The Python callables held, for the garbage collector.
-    pub(crate) fn callables(&self) -> impl Iterator<Item = &Py<PyAny>> {
-        let functions = self.functions.iter().flatten();
-        functions.chain(self.choosers.iter().map(|(_, f)| f))
+    /// Shows the garbage collector the Python callables held.
+    pub(crate) fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for f in self.functions.iter().flatten() {
+            visit.call(f)?;
+        }
+        for (_, served) in &self.contexts {
+            if let Served::Python(slot) = served {
+                // A provider being called is skipped: an edge left out only
+                // keeps objects alive longer.
+                if let Ok(f) = slot.try_lock() {
+                    if let Some(f) = f.as_ref() {
+                        visit.call(f)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Drops the Python callables (breaking reference cycles through them).
     pub(crate) fn clear_callables(&mut self) {
         self.functions.iter_mut().for_each(|f| *f = None);
-        self.choosers.clear();
+        for (_, served) in &self.contexts {
+            if let Served::Python(slot) = served {
+                let f = lock(slot).take();
+                drop(f);
+            }
+        }
     }
 
     /// The failure recorded during the last engine call, if any; clears it.
     pub(crate) fn take_failure(&self) -> Option<Failure> {
-        self.failure.borrow_mut().take()
-    }
-
-    fn failed(&self) -> bool {
-        self.failure.borrow().is_some()
-    }
-
-    fn record(&self, err: PyErr) {
-        let mut slot = self.failure.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(Failure(err));
-        }
+        self.failure.take()
     }
 }
 
@@ -338,11 +580,11 @@ fn known<'a>(names: impl Iterator<Item = &'a str>) -> String {
 
 impl Host for PyHost {
     fn in_set(&self, set: SetId, key: &Value) -> bool {
-        self.audiences.contains(set, key)
+        self.campaign.in_set(set, key)
     }
 
     fn call(&self, function: FunctionId, args: &[Value]) -> Value {
-        if self.failed() {
+        if self.failure.failed() {
             return Value::Null;
         }
         let Some(Some(f)) = self.functions.get(function.index()) else {
@@ -360,101 +602,25 @@ impl Host for PyHost {
                 to_value(&out, sig.returns, true, &place)
             })();
             answer.unwrap_or_else(|cause| {
-                let rules = rules_calling(self.net.rules(), function);
-                let err = callback_error(
-                    py,
+                self.failure.record(Failure {
                     cause,
-                    "function",
-                    &sig.name,
-                    &format!("host function `{}`", sig.name),
-                    rules,
-                );
-                self.record(err);
+                    kind: "function",
+                    callback: sig.name.to_string(),
+                    what: format!("host function `{}`", sig.name),
+                    rules: rules_calling(self.net.rules(), function),
+                });
                 Value::Null
             })
         })
     }
 
-    fn choose(&mut self, decision: DecisionRef<'_>) -> Option<Arc<str>> {
-        if self.failed() {
-            return None;
-        }
-        let (_, f) = self
-            .choosers
-            .iter()
-            .find(|(a, _)| &**a == decision.action())?;
-        Python::attach(|py| {
-            let d = Decision::from_ref(&decision, self.net.rules());
-            let answer = (|| {
-                let out = f.bind(py).call1((d,))?;
-                if out.is_none() {
-                    return Ok(None);
-                }
-                match out.cast::<PyString>() {
-                    Ok(s) => Ok(Some(Arc::from(&*s.to_cow()?))),
-                    Err(_) => Err(PyTypeError::new_err(format!(
-                        "a chooser answers with a branch name (str) or None, not {}",
-                        show(&out)
-                    ))),
-                }
-            })();
-            answer.unwrap_or_else(|cause| {
-                let rule = decision.rule_name().to_string();
-                let err = callback_error(
-                    py,
-                    cause,
-                    "chooser",
-                    decision.action(),
-                    &format!("the chooser of `{}`", decision.action()),
-                    vec![rule],
-                );
-                self.record(err);
-                None
-            })
-        })
+    fn decide(&mut self, decision: DecisionRef<'_>, memory: Memory<'_>) -> Outcome {
+        self.campaign.decide(decision, memory)
     }
-}
 
-fn callback_error(
-    py: Python<'_>,
-    cause: PyErr,
-    kind: &str,
-    name: &str,
-    what: &str,
-    rules: Vec<String>,
-) -> PyErr {
-    let by = match rules.len() {
-        0 => String::new(),
-        1 => format!(" (for rule `{}`)", rules[0]),
-        _ => format!(
-            " (for one of the rules {})",
-            rules
-                .iter()
-                .map(|r| format!("`{r}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let cause_text = cause
-        .value(py)
-        .str()
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    let cause_type = cause
-        .get_type(py)
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "an exception".into());
-    let err = errors::new(
-        py,
-        "CallbackError",
-        format!("{what}{by} raised {cause_type}: {cause_text}"),
-    );
-    err.set_cause(py, Some(cause));
-    errors::set_attr(py, &err, "callback", name);
-    errors::set_attr(py, &err, "kind", kind);
-    errors::set_attr(py, &err, "rules", rules);
-    err
+    fn provide(&mut self, ty: TypeId, context: usize, fact: &mut [Value]) -> Result<(), String> {
+        self.campaign.provide(ty, context, fact)
+    }
 }
 
 /// The rules whose conditions or actions call host function `f`.

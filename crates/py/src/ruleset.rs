@@ -1,6 +1,7 @@
 //! Compiling rules: `compile`, `compile_files`, `Ruleset` and `Diagnostic`.
 
 use crate::errors;
+use crate::host::PyHost;
 use crate::session::{Session, SessionOptions};
 use nudge::{CheckedRuleset, ErrorKind, FactKind, Sources};
 use pyo3::prelude::*;
@@ -202,7 +203,10 @@ pub(crate) fn compile_files(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Rul
 /// A checked and compiled ruleset.
 ///
 /// Immutable: share one between any number of sessions and threads. Make
-/// one with :func:`nudge.compile` or :func:`nudge.compile_files`.
+/// one with :func:`nudge.compile` or :func:`nudge.compile_files`. Its
+/// sessions share the state its primitives count in: coupon stock and
+/// budgets, issued coupons, frequency caps and campaign limits, identity
+/// links.
 #[pyclass(frozen, module = "nudge._native", name = "Ruleset")]
 pub(crate) struct Ruleset {
     pub(crate) inner: nudge::Ruleset,
@@ -309,6 +313,16 @@ impl Ruleset {
     fn functions(&self) -> Vec<String> {
         let functions = self.inner.network().rules().functions();
         functions.iter().map(|f| f.name.to_string()).collect()
+    }
+
+    /// The context providers the rules declare (``context NAME for TYPE``),
+    /// each once, which ``Session.register_provider`` provides.
+    #[getter]
+    fn contexts(&self) -> Vec<String> {
+        PyHost::context_names(self.inner.network())
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
     }
 
     fn __repr__(&self) -> String {

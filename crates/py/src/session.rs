@@ -11,7 +11,7 @@ use crate::audience::{audience_error, bytes_of, Format, PyIdDictionary};
 use crate::convert::{self, fact_values, field_changes, fields_dict, show, to_py, Strings};
 use crate::decision::{decision_list, new_decision, Decision};
 use crate::errors;
-use crate::host::{member_ids, PyHost};
+use crate::host::{member_ids, user_id, Failure, PyHost};
 use crate::ruleset::Ruleset;
 use nudge::{
     Clock, Duration, FactError, FactId, LatePolicy, SessionConfig, SessionError, Timestamp, TypeId,
@@ -26,7 +26,7 @@ use pyo3::PyTraverseError;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 /// How many items of a batch are converted before the engine runs them
 /// without the GIL.
@@ -90,7 +90,8 @@ enum Stop {
     Fact(FactError),
     NoRef(String),
     Value(String),
-    Callback(PyErr),
+    Audience(String),
+    Callback(Box<Failure>),
 }
 
 impl Stop {
@@ -104,7 +105,8 @@ impl Stop {
                 format!("no fact has the ref `{name}`"),
             ),
             Stop::Value(m) => PyValueError::new_err(m),
-            Stop::Callback(e) => e,
+            Stop::Audience(m) => audience_error(py, m),
+            Stop::Callback(f) => f.into_err(py),
         }
     }
 }
@@ -136,6 +138,31 @@ enum Op {
     },
     Retract(Target),
     Advance(Advance),
+    /// Loads an audience (a replayed `audience` operation).
+    Audience {
+        name: String,
+        ids: Vec<String>,
+    },
+    /// Sets a context's row for a key (a replayed `context` operation).
+    Context {
+        name: String,
+        key: Value,
+        row: Vec<(Arc<str>, Value)>,
+    },
+    /// Makes a fact field the users' address on a channel (a replayed
+    /// `address` operation).
+    Address {
+        channel: String,
+        ty: String,
+        field: String,
+    },
+    /// Records reachability or an opt-out (a replayed `reach` operation).
+    Reach {
+        user: String,
+        channel: String,
+        reachable: Option<bool>,
+        opted_out: Option<bool>,
+    },
 }
 
 /// One operation with the time to move the clock to first.
@@ -256,6 +283,37 @@ impl Inner {
                     .ok_or_else(|| Stop::Value("`advance` goes past the end of time".into()))?;
                 self.clock_to(t)
             }
+            Op::Audience { name, ids } => {
+                let host = self.session.host_mut();
+                host.set_audience(&name, &ids).map_err(Stop::Audience)?;
+                self.session.fire().map_err(Stop::Session).map(drop)
+            }
+            Op::Context { name, key, row } => {
+                let host = self.session.host_mut();
+                host.set_context_row(&name, key, row).map_err(Stop::Value)?;
+                self.session.fire().map_err(Stop::Session).map(drop)
+            }
+            Op::Address { channel, ty, field } => {
+                let host = self.session.host_mut();
+                host.set_channel_address(&channel, &ty, &field)
+                    .map_err(Stop::Value)?;
+                self.session.fire().map_err(Stop::Session).map(drop)
+            }
+            Op::Reach {
+                user,
+                channel,
+                reachable,
+                opted_out,
+            } => {
+                let host = self.session.host_mut();
+                if let Some(r) = reachable {
+                    host.set_reachable(&user, &channel, r);
+                }
+                if let Some(o) = opted_out {
+                    host.set_opted_out(&user, &channel, o);
+                }
+                self.session.fire().map_err(Stop::Session).map(drop)
+            }
         }
     }
 
@@ -279,10 +337,7 @@ impl Inner {
             let result = self.apply(rules, step);
             let failure = self.session.host().take_failure();
             self.drain(rules, out);
-            if let Some(f) = failure {
-                return Err((first + k, Stop::Callback(f.0)));
-            }
-            result.map_err(|e| (first + k, e))?;
+            settle(result, failure).map_err(|e| (first + k, e))?;
         }
         Ok(())
     }
@@ -298,9 +353,20 @@ impl Inner {
         let failure = self.session.host().take_failure();
         let mut out = Vec::new();
         self.drain(rules, &mut out);
-        match failure {
-            Some(f) => (Err(Stop::Callback(f.0)), out),
-            None => (result, out),
+        (settle(result, failure), out)
+    }
+}
+
+/// The outcome of an engine call given the failure of a callable during
+/// it, if any: the failure wins, naming the rule whose action it stopped.
+fn settle<T>(result: Result<T, Stop>, failure: Option<Failure>) -> Result<T, Stop> {
+    match failure {
+        None => result,
+        Some(mut f) => {
+            if let Err(Stop::Session(SessionError::Action { rule, .. })) = &result {
+                f.blame(rule);
+            }
+            Err(Stop::Callback(Box::new(f)))
         }
     }
 }
@@ -331,7 +397,9 @@ impl std::ops::DerefMut for Locked<'_> {
 }
 
 /// A working memory, a clock and a host over a :class:`Ruleset`: facts and
-/// events go in, decisions come out.
+/// events go in, decisions come out, each checked by the ruleset's
+/// primitives (coupon stock, caps, quiet hours, state machines,
+/// experiments) with what became of it.
 ///
 /// Make one with ``ruleset.session(...)`` (or ``Session(ruleset, ...)``).
 /// Any thread may use a session, one call at a time (calls from several
@@ -347,7 +415,7 @@ pub(crate) struct Session {
 impl Session {
     pub(crate) fn create(ruleset: Py<Ruleset>, options: SessionOptions) -> Session {
         let rules = ruleset.get().inner.clone();
-        let host = PyHost::new(rules.network().clone(), rules.declarations());
+        let host = PyHost::new(&rules);
         let session = nudge::Session::with_config(rules.network().clone(), host, options.config);
         Session::wrap(ruleset, rules, session)
     }
@@ -469,6 +537,35 @@ impl Session {
         let fields = op.get_item("fields")?;
         let op = if let Some(to) = op.get_item("advance")? {
             Op::Advance(advance(&to)?)
+        } else if let Some(name) = op.get_item("audience")? {
+            let name = text_of(&name, "`audience` names an audience")?;
+            let members = op
+                .get_item("members")?
+                .ok_or_else(|| PyValueError::new_err("`audience` needs `members`"))?;
+            Op::Audience {
+                ids: member_ids(&members, &name)?,
+                name,
+            }
+        } else if let Some(name) = op.get_item("context")? {
+            self.context_op(py, &name, op)?
+        } else if let Some(channel) = op.get_item("address")? {
+            let channel = text_of(&channel, "`address` names a channel")?;
+            let field = op
+                .get_item("field")?
+                .ok_or_else(|| PyValueError::new_err("`address` needs `field`"))?;
+            let field = text_of(&field, "`field` is a str, `type.field`")?;
+            let Some((ty, field)) = field.split_once('.') else {
+                return Err(PyValueError::new_err(format!(
+                    "`field` is `type.field`, not `{field}`"
+                )));
+            };
+            Op::Address {
+                channel,
+                ty: ty.to_string(),
+                field: field.to_string(),
+            }
+        } else if let Some(reach) = op.get_item("reach")? {
+            reach_op(&reach)?
         } else if let Some(ty) = op.get_item("insert")? {
             let empty = PyDict::new(py).into_any();
             let (ty, values) = self.fact_input(&ty, fields.as_ref().unwrap_or(&empty), None)?;
@@ -498,10 +595,84 @@ impl Session {
             Op::Retract(target(&t)?)
         } else {
             return Err(PyValueError::new_err(
-                "a replay operation needs `insert`, `modify`, `retract` or `advance`",
+                "a replay operation needs `insert`, `modify`, `retract`, `advance`, \
+                 `audience`, `context`, `reach` or `address`",
             ));
         };
         Ok(Step { at, op })
+    }
+
+    /// A replayed `context` operation: `{"context": name, "key": key,
+    /// "values": {field: value}}`, the values checked against the fields
+    /// the context fills.
+    fn context_op(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        op: &Bound<'_, PyDict>,
+    ) -> PyResult<Op> {
+        let name = text_of(name, "`context` names a context")?;
+        let schema = self.rules.network().rules().schema();
+        let serving: Vec<&nudge::FactType> = schema
+            .types()
+            .iter()
+            .filter(|t| t.contexts().iter().any(|c| *c.name == *name))
+            .collect();
+        if serving.is_empty() {
+            return Err(PyValueError::new_err(format!(
+                "the rules declare no context `{name}`"
+            )));
+        }
+        let key = op
+            .get_item("key")?
+            .ok_or_else(|| PyValueError::new_err("`context` needs `key`"))?;
+        let key = if key.is_instance_of::<PyString>() {
+            Value::Str(Arc::from(&*key.cast::<PyString>()?.to_cow()?))
+        } else if key.is_instance_of::<PyInt>() && !key.is_instance_of::<PyBool>() {
+            Value::Int(key.extract()?)
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "the `key` of a context row is a str or an int, not {}",
+                show(&key)
+            )));
+        };
+        let empty = PyDict::new(py);
+        let values = match op.get_item("values")? {
+            Some(v) => v.cast_into::<PyDict>().map_err(|e| {
+                PyTypeError::new_err(format!(
+                    "`values` is a dict of fields, not {}",
+                    show(&e.into_inner())
+                ))
+            })?,
+            None => empty,
+        };
+        let mut row = Vec::with_capacity(values.len());
+        for (field, v) in values.iter() {
+            let field_name = field
+                .cast::<PyString>()
+                .map_err(|_| PyTypeError::new_err("field names are str"))?
+                .to_cow()?
+                .into_owned();
+            // The field's type: from any type the context fills.
+            let def = serving
+                .iter()
+                .find_map(|t| {
+                    let f = t.field_id(&field_name)?;
+                    t.contexts()
+                        .iter()
+                        .any(|c| *c.name == *name && c.fields.contains(&f))
+                        .then(|| t.field_def(f))
+                })
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!("context `{name}` fills no field `{field_name}`"))
+                })?;
+            let place = format!("field `{field_name}` of context `{name}`");
+            row.push((
+                def.name.clone(),
+                convert::to_value(&v, def.ty, true, &place)?,
+            ));
+        }
+        Ok(Op::Context { name, key, row })
     }
 
     /// Field changes for the fact `target`, checked against its type.
@@ -606,6 +777,44 @@ impl Session {
     }
 }
 
+/// The text of a `str`, or a `TypeError` saying `what`.
+fn text_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    let s = obj
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("{what}, not {}", show(obj))))?;
+    Ok(s.to_cow()?.into_owned())
+}
+
+/// A replayed `reach` operation: `{"reach": {"user": id, "channel": name,
+/// "reachable": bool, "opted_out": bool}}`.
+fn reach_op(reach: &Bound<'_, PyAny>) -> PyResult<Op> {
+    let reach = reach.cast::<PyDict>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "`reach` is a dict with `user`, `channel` and `reachable` or `opted_out`, not {}",
+            show(reach)
+        ))
+    })?;
+    let (Some(user), Some(channel)) = (reach.get_item("user")?, reach.get_item("channel")?) else {
+        return Err(PyValueError::new_err("`reach` needs `user` and `channel`"));
+    };
+    let flag = |name: &str| -> PyResult<Option<bool>> {
+        match reach.get_item(name)? {
+            None => Ok(None),
+            Some(b) if b.is_instance_of::<PyBool>() => Ok(Some(b.extract()?)),
+            Some(b) => Err(PyTypeError::new_err(format!(
+                "`{name}` is True or False, not {}",
+                show(&b)
+            ))),
+        }
+    };
+    Ok(Op::Reach {
+        user: user_id(&user, "`reach` takes")?,
+        channel: text_of(&channel, "a channel is named by a str")?,
+        reachable: flag("reachable")?,
+        opted_out: flag("opted_out")?,
+    })
+}
+
 fn is_modify(item: &Bound<'_, PyAny>) -> bool {
     item.cast::<PyDict>()
         .ok()
@@ -668,9 +877,12 @@ impl Session {
     /// left out. ``ref`` names the fact for ``modify``, ``retract`` and
     /// ``replay``. Rules do not fire until ``fire`` (or a clock move).
     ///
-    /// Raises ``TypeError``/``ValueError`` for fields that do not fit the
-    /// type (the session is unchanged), ``LateEventError`` for an event
-    /// older than the watermark.
+    /// The type's context providers (``register_provider``) fill their
+    /// fields first. Raises ``TypeError``/``ValueError`` for fields that do
+    /// not fit the type (the session is unchanged), ``LateEventError`` for
+    /// an event older than the watermark, ``CallbackError`` for a provider
+    /// that failed and ``FactError`` for a context with no provider (the
+    /// insert is refused).
     #[pyo3(signature = (type_name, fields, r#ref = None))]
     fn insert(
         &self,
@@ -681,21 +893,23 @@ impl Session {
     ) -> PyResult<u64> {
         let (ty, values) = self.fact_input(type_name, fields, None)?;
         let mut inner = self.lock(py)?;
-        let id = inner
-            .session
-            .insert(ty, values)
-            .map_err(|e| errors::fact_error(py, &e))?;
-        if let Some(name) = r#ref {
-            inner.refs.insert(name, id);
+        let result = inner.session.insert(ty, values);
+        let failure = inner.session.host().take_failure();
+        if let (Ok(id), Some(name)) = (&result, r#ref) {
+            inner.refs.insert(name, *id);
         }
-        match inner.session.host().take_failure() {
+        match (result, failure) {
+            (Ok(id), None) => Ok(id.as_u64()),
             // The fact is in: matching went on as if the callable answered
             // None. Its id travels with the error.
-            Some(f) => {
-                errors::set_attr(py, &f.0, "fact_id", id.as_u64());
-                Err(f.0)
+            (Ok(id), Some(f)) => {
+                let err = f.into_err(py);
+                errors::set_attr(py, &err, "fact_id", id.as_u64());
+                Err(err)
             }
-            None => Ok(id.as_u64()),
+            // A provider failed: the insert was refused.
+            (Err(_), Some(f)) => Err(f.into_err(py)),
+            (Err(e), None) => Err(errors::fact_error(py, &e)),
         }
     }
 
@@ -727,7 +941,7 @@ impl Session {
                     }
                     let index = ids.len() - usize::from(result.is_ok());
                     if let Some(f) = failure {
-                        return Err((index, Stop::Callback(f.0)));
+                        return Err((index, Stop::Callback(Box::new(f))));
                     }
                     result.map_err(|e| (index, Stop::Fact(e)))?;
                 }
@@ -908,7 +1122,19 @@ impl Session {
     /// - ``{"modify": ref_or_id, "fields": {...}}``;
     /// - ``{"retract": ref_or_id}``;
     /// - ``{"advance": time_or_duration}`` (``"2026-11-22T11:00:00Z"``,
-    ///   ``"30m"``, a ``datetime`` or a ``timedelta``).
+    ///   ``"30m"``, a ``datetime`` or a ``timedelta``);
+    /// - ``{"audience": name, "members": ids}``, as ``set_audience``;
+    /// - ``{"context": name, "key": key, "values": {...}}``: the context
+    ///   answers ``values`` for facts whose key is ``key`` (the context is
+    ///   served by a table of such rows from then on, replacing a provider);
+    /// - ``{"reach": {"user": id, "channel": name, "reachable": bool}}``
+    ///   (or ``"opted_out": bool``), as ``set_reachable``/``set_opted_out``;
+    /// - ``{"address": channel, "field": "type.field"}``, as
+    ///   ``set_channel_address``.
+    ///
+    /// As ``nudge replay`` does, a replay serves every context that has no
+    /// provider with an empty table (which answers nulls) until a
+    /// ``context`` operation or ``register_provider`` says more.
     ///
     /// Any operation may carry ``"at"``, a time to move the clock to first.
     /// Rules fire after every operation; the clock never moves back.
@@ -920,13 +1146,19 @@ impl Session {
         py: Python<'py>,
         ops: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
+        self.lock(py)?
+            .session
+            .host_mut()
+            .serve_contexts_with_tables()
+            .map_err(PyValueError::new_err)?;
         self.batch(py, ops, |inner, item| self.step(py, inner, item))
     }
 
     /// The session's state as bytes: working memory (with the same ids),
     /// the clock, pending activations, delayed actions and counters.
-    /// Registered callables, audiences (with the id dictionary) and refs
-    /// are not part of it.
+    /// Registered callables, audiences (with the id dictionary),
+    /// reachability and refs are not part of it; what the primitives count
+    /// (coupons, caps) lives in the ruleset, not in the session.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let mut guard = self.lock(py)?;
         let inner: &mut Inner = &mut guard;
@@ -936,13 +1168,14 @@ impl Session {
     }
 
     /// A session restored from ``snapshot()`` bytes over the same rules: it
-    /// continues exactly as the original would have. Register callables and
-    /// load audiences (and the id dictionary) again. Raises ``SnapshotError`` for bytes that are not
-    /// a snapshot of a session over these rules.
+    /// continues exactly as the original would have. Register callables,
+    /// load audiences (and the id dictionary) and reachability again.
+    /// Raises ``SnapshotError`` for bytes that are not a snapshot of a
+    /// session over these rules.
     #[staticmethod]
     fn restore(py: Python<'_>, ruleset: Py<Ruleset>, data: &[u8]) -> PyResult<Session> {
         let rules = ruleset.get().inner.clone();
-        let host = PyHost::new(rules.network().clone(), rules.declarations());
+        let host = PyHost::new(&rules);
         let net = rules.network().clone();
         let data = data.to_vec();
         let restored = py.detach(move || nudge::Session::restore(net, host, &data));
@@ -1043,21 +1276,32 @@ impl Session {
             .map_err(PyValueError::new_err)
     }
 
-    /// Sets the chooser of the branches of ``action`` decisions
-    /// (``"split"`` for experiments, ``"coupon"`` for the issued/refused
-    /// outcome): ``fn`` is called with the :class:`Decision` and answers the
-    /// branch to run (``"a"``, ``"issued"``...) or ``None`` for none. The
-    /// decision records the answer in ``branch``. A chooser that raises is
-    /// handled as for ``register_function``.
-    fn register_chooser(
+    /// Registers the provider of context ``context_name`` (declared in the
+    /// rules with ``context NAME for TYPE { fields }``), replacing any:
+    /// ``fn`` is called once per inserted fact of each type the context
+    /// fills, before the fact is matched, with the fact's fields as a dict
+    /// (the context's own fields ``None``), and answers a dict of the
+    /// context's fields (optional ones may be left out; ``None`` answers
+    /// none). The fact holds the answer: rules match it like any other
+    /// field. Until one is registered, inserting a fact of such a type
+    /// raises ``FactError``.
+    ///
+    /// If ``fn`` raises, or answers a field the context does not fill or a
+    /// value of the wrong type, the insert is refused (the session is
+    /// unchanged) and ``CallbackError`` is raised, with the exception as its
+    /// cause, ``kind`` ``"provider"`` and the context in ``callback``. A
+    /// provider called for a rule's ``insert`` fails that rule's action
+    /// instead, and the error names the rule. A provider must not use the
+    /// session that calls it.
+    fn register_provider(
         &self,
         py: Python<'_>,
-        action: &str,
+        context_name: &str,
         r#fn: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         if !r#fn.is_callable() {
             return Err(PyTypeError::new_err(format!(
-                "the chooser of `{action}` must be callable, not {}",
+                "the provider of context `{context_name}` must be callable, not {}",
                 show(r#fn)
             )));
         }
@@ -1065,7 +1309,68 @@ impl Session {
         inner
             .session
             .host_mut()
-            .set_chooser(action, r#fn.clone().unbind());
+            .set_provider(context_name, r#fn.clone().unbind())
+            .map_err(PyValueError::new_err)
+    }
+
+    /// Records whether ``user`` (a ``str`` or an ``int``) can be reached on
+    /// ``channel`` (a push token, a WeChat binding): a ``message`` skips
+    /// the channels its user cannot be reached on, falling back to the next
+    /// channel of its list (the decision's ``details["skipped"]`` says
+    /// why), and is suppressed with reason ``"unreachable"`` when none is
+    /// left. Everyone is reachable everywhere until told otherwise.
+    fn set_reachable(
+        &self,
+        py: Python<'_>,
+        user: &Bound<'_, PyAny>,
+        channel: &str,
+        reachable: bool,
+    ) -> PyResult<()> {
+        let user = user_id(user, "`set_reachable` takes")?;
+        let mut inner = self.lock(py)?;
+        inner
+            .session
+            .host_mut()
+            .set_reachable(&user, channel, reachable);
+        Ok(())
+    }
+
+    /// Makes field ``field`` of the keyed fact type ``type_name`` the users'
+    /// address on ``channel`` (``"profile"``, ``"wechat_openid"`` for
+    /// ``"wechat"``): a user whose fact has the field ``None``, or who has
+    /// no such fact, cannot be reached on the channel. Raises
+    /// ``ValueError`` for a type that is not a fact type with a key, or a
+    /// field it does not have.
+    fn set_channel_address(
+        &self,
+        py: Python<'_>,
+        channel: &str,
+        type_name: &str,
+        field: &str,
+    ) -> PyResult<()> {
+        let mut inner = self.lock(py)?;
+        inner
+            .session
+            .host_mut()
+            .set_channel_address(channel, type_name, field)
+            .map_err(PyValueError::new_err)
+    }
+
+    /// Records whether ``user`` opted out of ``channel``: a ``message``
+    /// skips such channels as it skips unreachable ones.
+    fn set_opted_out(
+        &self,
+        py: Python<'_>,
+        user: &Bound<'_, PyAny>,
+        channel: &str,
+        opted_out: bool,
+    ) -> PyResult<()> {
+        let user = user_id(user, "`set_opted_out` takes")?;
+        let mut inner = self.lock(py)?;
+        inner
+            .session
+            .host_mut()
+            .set_opted_out(&user, channel, opted_out);
         Ok(())
     }
 
@@ -1172,9 +1477,7 @@ impl Session {
         // A session busy in a call is skipped: an edge left out only keeps
         // objects alive longer, never frees one in use.
         if let Ok(inner) = self.inner.try_lock() {
-            for f in inner.session.host().callables() {
-                visit.call(f)?;
-            }
+            inner.session.host().visit(&visit)?;
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
-"""The host: host functions, branch choosers and audiences as Python
-callables and sets; callables that raise."""
+"""The host: host functions, context providers and audiences as Python
+callables and sets; callables that raise; experiments' arms by hash."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from conftest import rules_of
 
 RULES = """
 event add_to_cart { key user_id: string  amount: float }
+event visit { key user_id: string }
+
+context features for visit { segment: string? }
 
 function uplift_segment(user_id: string) -> string
 function score(user_id: string, amount: float) -> float
@@ -72,6 +75,7 @@ def cart(user="u1", amount=50.0):
 def test_the_ruleset_lists_what_a_host_provides(rules):
     assert rules.functions == ["uplift_segment", "score"]
     assert rules.audiences == ["vip", "blocked", "loyal"]
+    assert rules.contexts == ["features"]
 
 
 def test_host_functions(rules):
@@ -106,7 +110,9 @@ def test_register_checks_names_and_callables(rules):
     with pytest.raises(TypeError):
         s.register_function("score", 42)
     with pytest.raises(TypeError):
-        s.register_chooser("split", "a")
+        s.register_provider("features", "a")
+    with pytest.raises(ValueError, match="no context `feature` \\(it declares `features`\\)"):
+        s.register_provider("feature", lambda fact: {})
 
 
 def test_a_function_that_raises(rules):
@@ -170,51 +176,24 @@ def test_a_function_that_answers_the_wrong_type(rules):
     assert s.fact_count == 1, "the run stopped after the item whose callable failed"
 
 
-def test_a_chooser_picks_the_branch(rules):
+def test_the_experiment_picks_the_arm(rules):
+    # Built-in actions are decided by the ruleset's primitives: a split's
+    # arm comes from the experiment's hash (see test_primitives.py), and
+    # the arm's branch runs. There are no branch choosers any more.
     s = rules.session()
-    seen = []
-
-    def choose(decision):
-        seen.append(decision)
-        return "a" if decision.args["user"] == "u1" else "b"
-
-    s.register_chooser("split", choose)
-    s.run([("add_to_cart", cart("u1", 200.0)), ("add_to_cart", cart("u2", 200.0))])
-    ds = s.run([("add_to_cart", cart("u3", 200.0))])
-    assert [(d.action, d.branch, d.args.get("template")) for d in ds] == [
-        ("split", "b", None),
-        ("message", None, "copy_b"),
-    ]
-    assert seen[0].args == {"experiment": "push_copy", "user": "u1"}
-    assert seen[0].branch is None
-
-
-def test_without_a_chooser_no_branch_runs(rules):
-    s = rules.session()
-    s.insert("add_to_cart", cart("u1", 200.0))
-    [d] = s.fire()
-    assert (d.action, d.branch) == ("split", None)
-
-
-def test_a_chooser_that_raises_or_answers_nonsense(rules):
-    s = rules.session()
-    s.register_chooser("split", lambda d: {}["missing"])
-    s.insert("add_to_cart", cart("u1", 200.0))
-    with pytest.raises(nudge.CallbackError) as info:
-        s.fire()
-    e = info.value
-    assert isinstance(e.__cause__, KeyError)
-    assert (e.callback, e.kind, e.rules) == ("split", "chooser", ["ab"])
-    assert [(d.action, d.branch) for d in e.decisions] == [("split", None)]
-    s.register_chooser("split", lambda d: 1)
-    s.insert("add_to_cart", cart("u2", 200.0))
-    with pytest.raises(nudge.CallbackError) as info:
-        s.fire()
-    assert isinstance(info.value.__cause__, TypeError)
-    s.register_chooser("split", lambda d: "nonexistent_arm")
-    s.insert("add_to_cart", cart("u3", 200.0))
-    [d] = s.fire()
-    assert d.branch == "nonexistent_arm", "an unknown arm is recorded and runs nothing"
+    assert not hasattr(s, "register_chooser")
+    ds = s.run([("add_to_cart", cart(u, 200.0)) for u in ("u1", "u2", "u3", "u4")])
+    splits = [d for d in ds if d.action == "split"]
+    assert len(splits) == 4
+    for d in splits:
+        assert d.status == "done"
+        assert d.branch == d.details["arm"] and d.branch in ("a", "b")
+        assert d.details["experiment"] == "push_copy"
+        [sent] = [m for m in ds if m.rule == "ab" and m.action == "message" and m.args["user"] == d.args["user"]]
+        assert sent.args["template"] == f"copy_{d.branch}"
+    # The same user always lands in the same arm, in any session.
+    again = rules.session().run([("add_to_cart", cart("u1", 300.0))])
+    assert [d.branch for d in again if d.action == "split"] == [splits[0].branch]
 
 
 def test_a_callback_cannot_reenter_its_session(rules):
@@ -288,7 +267,7 @@ def test_a_cycle_through_a_callable_is_collected(rules):
 
     s = rules.session()
     s.register_function("uplift_segment", Model(s))
-    s.register_chooser("split", Model(s))
+    s.register_provider("features", Model(s))
     del s
     gc.collect()
     assert freed == [True, True]

@@ -55,7 +55,10 @@ def test_decision_value_semantics(session):
         "facts": d.facts,
         "time": dt.datetime(1970, 1, 1, tzinfo=UTC),
         "branch": None,
+        # Checked by the primitives: sent on push (no status: it is done).
+        "details": {"channel": "push"},
     }
+    assert (d.status, d.reason, d.until, d.details) == ("done", None, None, {"channel": "push"})
     assert repr(d) == (
         "Decision(rule='big_order', action='message', args={'channel': 'push', "
         "'template': 'thanks', 'user': 'u1', 'amount': 150.0}, time=1970-01-01T00:00:00Z)"

@@ -27,6 +27,9 @@ event e {
 }
 function fn(x: string) -> int
 audience vip
+event c { key user_id: string }
+context feats for c { level: int? }
+fact p { key user_id: string  phone: string? }
 rule r {
     when x: e(i > 1, x.user_id in audience vip, fn(x.s) > 0)
     then message(channel: "c", template: "t", user: x.user_id)
@@ -186,8 +189,29 @@ def test_every_argument_of_every_call(rules):
         attempt(lambda: w in s.ids)
         attempt(s.register_function, w, lambda x: 1)
         attempt(s.register_function, "fn", w)
-        attempt(s.register_chooser, w, lambda d: None)
-        attempt(s.register_chooser, "split", w)
+        attempt(s.register_provider, w, lambda f: {})
+        attempt(s.register_provider, "feats", w)
+        attempt(s.set_reachable, w, "c", True)
+        attempt(s.set_reachable, "u2", w, True)
+        attempt(s.set_reachable, "u2", "c", w)
+        attempt(s.set_opted_out, w, "c", True)
+        attempt(s.set_opted_out, "u2", w, True)
+        attempt(s.set_opted_out, "u2", "c", w)
+        attempt(s.set_channel_address, w, "p", "phone")
+        attempt(s.set_channel_address, "sms", w, "phone")
+        attempt(s.set_channel_address, "sms", "p", w)
+        attempt(s.replay, [{"audience": w, "members": ["u1"]}])
+        attempt(s.replay, [{"audience": "vip", "members": w}])
+        attempt(s.replay, [{"context": w, "key": "u1", "values": {}}])
+        attempt(s.replay, [{"context": "feats", "key": w, "values": {}}])
+        attempt(s.replay, [{"context": "feats", "key": "u1", "values": w}])
+        attempt(s.replay, [{"context": "feats", "key": "u1", "values": {"level": w}}])
+        attempt(s.replay, [{"reach": w}])
+        attempt(s.replay, [{"reach": {"user": w, "channel": "c", "reachable": True}}])
+        attempt(s.replay, [{"reach": {"user": "u2", "channel": w, "opted_out": True}}])
+        attempt(s.replay, [{"reach": {"user": "u2", "channel": "c", "reachable": w}}])
+        attempt(s.replay, [{"address": w, "field": "p.phone"}])
+        attempt(s.replay, [{"address": "sms", "field": w}])
         attempt(nudge.Session.restore, rules, w)
         attempt(nudge.Session.restore, w, b"")
         attempt(rules.session, lateness=w)
@@ -220,8 +244,12 @@ def test_callables_that_answer_anything(rules):
         s = rules.session()
         s.set_audience("vip", ["u1"])
         s.register_function("fn", lambda x, w=w: w)
-        s.register_chooser("message", lambda d, w=w: w)
+        s.register_provider("feats", lambda f, w=w: w)
         e = attempt(s.run, [("e", VALID)])
+        assert e is None or isinstance(e, nudge.CallbackError), (w, e)
+        e = attempt(s.run, [("c", {"user_id": "u1"})])
+        assert e is None or isinstance(e, nudge.CallbackError), (w, e)
+        e = attempt(s.insert, "c", {"user_id": "u1"})
         assert e is None or isinstance(e, nudge.CallbackError), (w, e)
 
 

@@ -2,8 +2,10 @@
 
 Rules written in nudge's rule language are checked and compiled once into a
 :class:`Ruleset`; each :class:`Session` over it holds facts and events,
-a clock and the host's answers (audiences, host functions, branch
-choosers), and turns what happens into :class:`Decision` objects::
+a clock and the host's answers (audiences, host functions, context
+providers, reachability), and turns what happens into :class:`Decision`
+objects, each checked by the ruleset's primitives (coupon stock, caps,
+quiet hours, state machines, experiments) and saying what became of it::
 
     import nudge
 
@@ -17,7 +19,7 @@ choosers), and turns what happens into :class:`Decision` objects::
     session = rules.session()
     session.insert("order_paid", {"user_id": "u1", "amount": 120.0})
     for d in session.fire():
-        print(d.rule, d.action, d.args)
+        print(d.rule, d.action, d.args, d.status, d.details)
 
 See ``docs/python.md`` for the guide.
 """

@@ -181,16 +181,22 @@ class CallbackError(NudgeError):
     of the wrong type) while the engine ran.
 
     The original exception is the ``__cause__``. ``callback`` names the host
-    function or the action whose chooser failed, ``kind`` is ``"function"``
-    or ``"chooser"``, and ``rules`` names the rules concerned. For the rest
-    of the call that failed, every registered callable answered ``None``
-    (no value, no branch) without being called; what the call did stands,
-    and the session stays usable. When the failing call was ``insert``, the
-    fact is in and ``fact_id`` is its id.
+    function or the context whose provider failed, ``kind`` is
+    ``"function"`` or ``"provider"``, and ``rules`` names the rules
+    concerned. For the rest of the call that failed, every registered
+    callable answered ``None`` (no value, no field) without being called;
+    what the call did stands, and the session stays usable.
+
+    When a host function failed during ``insert``, the fact is in and
+    ``fact_id`` is its id. When a provider failed, the fact it was asked
+    about was refused: ``insert`` leaves the session unchanged (``fact_id``
+    is ``None``), and a rule's ``insert`` fails that rule's action, which
+    ``rules`` then names.
     """
 
     callback: Optional[str] = None
     kind: Optional[str] = None
+    fact_id: Optional[int] = None
     rules: List[str]
 
     def __init__(self, *args: Any) -> None:

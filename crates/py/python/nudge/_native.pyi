@@ -13,6 +13,7 @@ from typing import (
     Dict,
     Iterable,
     List,
+    Literal,
     Mapping,
     Optional,
     Sequence,
@@ -120,7 +121,9 @@ class Ruleset:
     """A checked and compiled ruleset.
 
     Immutable: share one between any number of sessions and threads. Make
-    one with :func:`compile` or :func:`compile_files`.
+    one with :func:`compile` or :func:`compile_files`. Its sessions share
+    the state its primitives count in: coupon stock, issued coupons, caps,
+    campaign limits, identity links.
     """
 
     def session(
@@ -157,10 +160,16 @@ class Ruleset:
     @property
     def functions(self) -> List[str]:
         """The host functions the rules declare."""
+    @property
+    def contexts(self) -> List[str]:
+        """The context providers the rules declare, which
+        ``Session.register_provider`` provides."""
 
 @final
 class Decision:
-    """What a rule asked the host to do. Running it is the caller's job.
+    """What a rule asked the host to do, and what became of it once the
+    ruleset's primitives checked it (``status``, ``reason``, ``until``,
+    ``details``). Running it is the caller's job.
 
     Decisions compare equal when every attribute is equal.
     """
@@ -174,7 +183,7 @@ class Decision:
     @property
     def action(self) -> str:
         """The action: ``"message"``, ``"coupon"``, ``"transition"``,
-        ``"split"``, or a host action."""
+        ``"split"``, ``"link_identity"``, or a host action."""
     @property
     def args(self) -> Dict[str, Any]:
         """The arguments by name, in the order written (a new dict each time)."""
@@ -189,12 +198,35 @@ class Decision:
         """When the decision was made, in milliseconds since the epoch."""
     @property
     def branch(self) -> Optional[str]:
-        """The branch a chooser picked, or ``None``."""
+        """The branch the primitives picked and ran (an experiment's arm,
+        ``"issued"`` or ``"refused"``), or ``None``."""
+    @property
+    def status(self) -> Literal["done", "suppressed", "deferred", "failed"]:
+        """What became of the decision: ``"done"``, ``"suppressed"`` (see
+        ``reason``), ``"deferred"`` (decided again at ``until``) or
+        ``"failed"``."""
+    @property
+    def reason(self) -> Optional[str]:
+        """Why a decision was suppressed or failed (``"out_of_stock"``,
+        ``"capped"``, ``"illegal_transition"``...); ``None`` otherwise."""
+    @property
+    def until(self) -> Optional[datetime.datetime]:
+        """When a deferred decision is decided again (UTC); ``None``
+        otherwise."""
+    @property
+    def details(self) -> Dict[str, Any]:
+        """What the primitives recorded, by name (a new dict each time):
+        ``coupon_id``, ``channel``, ``skipped``, ``cap``, ``arm``,
+        ``bucket``, ``from``, ``to``..."""
     def arg(self, name: str, default: Any = None) -> Any:
         """The value of argument ``name``, or ``default``."""
+    def detail(self, name: str, default: Any = None) -> Any:
+        """The value of detail ``name``, or ``default``."""
     def to_dict(self) -> Dict[str, Any]:
         """The decision as a dict: ``seq``, ``rule``, ``action``, ``args``,
-        ``facts``, ``time`` and ``branch``."""
+        ``facts``, ``time`` and ``branch``; then ``status`` with ``reason``
+        (or ``until``) unless it is done, and ``details`` unless empty, as
+        ``nudge replay`` prints them."""
 
 @final
 class Session:
@@ -218,10 +250,12 @@ class Session:
     def ruleset(self) -> Ruleset:
         """The ruleset the session runs."""
     def insert(self, type_name: str, fields: _Fields, ref: Optional[str] = None) -> _FactId:
-        """Inserts a fact or event and returns its id. Rules do not fire
-        until ``fire``. Raises ``TypeError``/``ValueError`` for fields that
-        do not fit (the session is unchanged), ``LateEventError`` for an
-        event older than the watermark."""
+        """Inserts a fact or event and returns its id; context providers
+        fill their fields first. Rules do not fire until ``fire``. Raises
+        ``TypeError``/``ValueError`` for fields that do not fit (the session
+        is unchanged), ``LateEventError`` for an event older than the
+        watermark, ``CallbackError`` for a provider that failed (the insert
+        is refused)."""
     def insert_many(self, type_name: str, items: Iterable[_Fields]) -> List[_FactId]:
         """Inserts many facts of one type without firing; returns their ids.
         On an error the items before the failing one are inserted and the
@@ -260,9 +294,11 @@ class Session:
         ``retract=True`` each event is retracted after its rules fired.
         Runs in chunks without the GIL."""
     def replay(self, ops: Iterable[Mapping[str, Any]]) -> List[Decision]:
-        """Replays ``insert``/``modify``/``retract``/``advance`` operations,
-        as ``nudge replay`` does with JSON lines, firing after each; returns
-        the decisions made. Runs in chunks without the GIL."""
+        """Replays ``insert``/``modify``/``retract``/``advance`` operations
+        and ``audience``/``context``/``reach``/``address`` lines, as ``nudge
+        replay`` does with JSON lines, firing after each; returns the
+        decisions made. Contexts without a provider answer nulls, as in
+        ``nudge replay``. Runs in chunks without the GIL."""
     def snapshot(self) -> bytes:
         """The session's state as bytes (callables, audiences, the id
         dictionary and refs are not part of it)."""
@@ -287,12 +323,27 @@ class Session:
         or ``None`` for no answer. If it raises, the engine call goes on as
         if every callable answered ``None`` and ``CallbackError`` is raised
         when the call returns."""
-    def register_chooser(
-        self, action: str, fn: Callable[[Decision], Optional[str]]
+    def register_provider(
+        self,
+        context_name: str,
+        fn: Callable[[Dict[str, Any]], Optional[Mapping[str, Any]]],
     ) -> None:
-        """Sets the chooser of the branches of ``action`` decisions
-        (``"split"``, ``"coupon"``): it answers the branch to run or
-        ``None``."""
+        """Registers the provider of context ``context_name``: ``fn`` gets
+        each inserted fact of a type the context fills as a dict and answers
+        a dict of the context's fields. If it raises or answers a wrong
+        field or type, the insert is refused and ``CallbackError`` is
+        raised."""
+    def set_reachable(self, user: Union[str, int], channel: str, reachable: bool) -> None:
+        """Records whether ``user`` can be reached on ``channel``; messages
+        fall back to the next channel of their list, or are suppressed
+        (``"unreachable"``)."""
+    def set_channel_address(self, channel: str, type_name: str, field: str) -> None:
+        """Makes ``field`` of the keyed fact type ``type_name`` the users'
+        address on ``channel``: a user whose fact has it ``None``, or who
+        has no such fact, cannot be reached there."""
+    def set_opted_out(self, user: Union[str, int], channel: str, opted_out: bool) -> None:
+        """Records whether ``user`` opted out of ``channel``; messages skip
+        such channels."""
     def set_audience(self, name: str, ids: Iterable[Union[str, int]]) -> None:
         """Replaces the members of audience ``name`` (one the rules declare
         without a definition) with ``ids``, interning them in ``ids``; ids
