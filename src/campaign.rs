@@ -421,6 +421,12 @@ impl Host for CampaignHost {
         }
     }
 
+    /// The built-in actions, and any with branches; host actions are the
+    /// host's to carry out.
+    fn decides(&self, action: &str, has_branches: bool) -> bool {
+        has_branches || Primitives::checks(action)
+    }
+
     fn decide(&mut self, d: DecisionRef<'_>, memory: Memory<'_>) -> Outcome {
         let args: SmallVec<[(&str, &Value); 8]> = d.args().collect();
         let facts: SmallVec<[u64; 4]> = d.facts().iter().map(|f| f.as_u64()).collect();

@@ -1,6 +1,6 @@
 //! The Redis scripts of the state store against the in-memory store: the
 //! same random operations, the same answers. Starts a private
-//! `redis-server` on a loopback port; skipped (with a note) when none is
+//! `redis-server` on a Unix socket of its own; skipped (with a note) when none is
 //! installed (`apt-get install redis-server`, 7.0 or later).
 
 use nudge_core::primitives::store::redis::{self, ScriptCall};
@@ -13,7 +13,8 @@ use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
@@ -29,41 +30,41 @@ enum Reply {
 
 struct Server {
     child: Child,
-    conn: BufReader<TcpStream>,
+    conn: BufReader<UnixStream>,
+    socket: PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
     }
 }
 
 impl Server {
     fn start() -> Option<Server> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
+        // A Unix socket of its own per server: tests running at once never
+        // meet on a port another picked.
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let socket = std::env::temp_dir().join(format!(
+            "nudge-redis-{}-{}.sock",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&socket);
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .ok()?;
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         let stream = loop {
-            match TcpStream::connect(("127.0.0.1", port)) {
+            match UnixStream::connect(&socket) {
                 Ok(s) => break s,
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50))
@@ -77,6 +78,7 @@ impl Server {
         let mut server = Server {
             child,
             conn: BufReader::new(stream),
+            socket,
         };
         assert_eq!(server.command(&[b"PING"]), Reply::Status("PONG".into()));
         Some(server)

@@ -614,6 +614,10 @@ impl Host for PyHost {
         })
     }
 
+    fn decides(&self, action: &str, has_branches: bool) -> bool {
+        self.campaign.decides(action, has_branches)
+    }
+
     fn decide(&mut self, decision: DecisionRef<'_>, memory: Memory<'_>) -> Outcome {
         self.campaign.decide(decision, memory)
     }

@@ -115,6 +115,10 @@ struct Recorder {
 }
 
 impl Host for Recorder {
+    fn decides(&self, _action: &str, _has_branches: bool) -> bool {
+        true
+    }
+
     fn decide(&mut self, decision: DecisionRef<'_>, _: Memory<'_>) -> Outcome {
         self.seen.push(Seen::of(&decision));
         Outcome::done()
@@ -269,6 +273,10 @@ struct Fixed {
 }
 
 impl Host for Fixed {
+    fn decides(&self, _action: &str, _has_branches: bool) -> bool {
+        true
+    }
+
     fn decide(&mut self, decision: DecisionRef<'_>, _: Memory<'_>) -> Outcome {
         self.labels.push(
             decision
@@ -404,6 +412,10 @@ struct Deferrer {
 }
 
 impl Host for Deferrer {
+    fn decides(&self, _action: &str, _has_branches: bool) -> bool {
+        true
+    }
+
     fn decide(&mut self, decision: DecisionRef<'_>, _: Memory<'_>) -> Outcome {
         self.seen.push(Seen::of(&decision));
         if decision.is_retry() {
@@ -620,6 +632,10 @@ struct Stepper {
 }
 
 impl Host for Stepper {
+    fn decides(&self, _action: &str, _has_branches: bool) -> bool {
+        true
+    }
+
     fn decide(&mut self, decision: DecisionRef<'_>, memory: Memory<'_>) -> Outcome {
         if decision.action() != "transition" {
             return Outcome::done();
@@ -1152,4 +1168,49 @@ fn by_key_order_and_upsert_target_survive_snapshot() {
         s.fire().unwrap();
         assert_eq!(entered(s), vec![vec![b]], "the upsert changed the oldest");
     }
+}
+
+/// Only the actions a host says it decides reach `decide`: the others are
+/// carried out as made, with no call (what keeps plain hosts at no cost).
+#[test]
+fn only_decided_actions_reach_the_host() {
+    struct Picky(Vec<String>);
+    impl Host for Picky {
+        fn decides(&self, action: &str, _has_branches: bool) -> bool {
+            action == "asked"
+        }
+        fn decide(&mut self, d: DecisionRef<'_>, _memory: Memory<'_>) -> Outcome {
+            self.0.push(d.action().to_string());
+            Outcome::suppressed("no")
+        }
+    }
+    let mut schema = Schema::new();
+    let order = schema
+        .add(ty("order", FactKind::Event, &[str_field("user")]))
+        .unwrap();
+    let mut rules = RuleSet::new(schema);
+    rules
+        .add_rule(
+            Rule::new("both")
+                .when(pattern(order))
+                .then(emit("asked", &[]))
+                .then(emit("unasked", &[])),
+        )
+        .unwrap();
+    let net = Network::shared(rules).unwrap();
+    let mut session = Session::with_host(net, Picky(Vec::new()));
+    session.insert(order, vec![Value::from("u1")]).unwrap();
+    session.fire().unwrap();
+    let got: Vec<(String, Status)> = session
+        .decisions()
+        .map(|d| (d.action().to_string(), d.status().clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("asked".to_string(), Status::Suppressed("no".into())),
+            ("unasked".to_string(), Status::Done),
+        ]
+    );
+    assert_eq!(session.host().0, ["asked"]);
 }

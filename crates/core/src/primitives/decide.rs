@@ -268,6 +268,15 @@ impl Primitives {
         guard.1 = guard.0.resolve();
     }
 
+    /// Whether `action` is one this decides (the built-in actions); others
+    /// come out of [`Primitives::decide`] carried out, unchecked.
+    pub fn checks(action: &str) -> bool {
+        matches!(
+            action,
+            "coupon" | "message" | "transition" | "split" | "link_identity"
+        )
+    }
+
     /// Decides one decision.
     pub fn decide(
         &self,

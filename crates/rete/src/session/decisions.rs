@@ -17,12 +17,23 @@ struct Entry {
     facts: Range<u32>,
     branch: Option<Arc<str>>,
     time: Timestamp,
-    /// Sequence number of the first decision of the same firing.
-    firing: u64,
-    status: Status,
-    details: Range<u32>,
+    /// How many decisions before this one its firing's first was made.
+    firing_back: u32,
+    /// What the host said beyond "done", as an index into
+    /// `DecisionLog::outcomes` plus one; 0 for a plain "done". Most
+    /// decisions are plain, so they carry no status or details inline.
+    outcome: u32,
     retry: bool,
 }
+
+/// A status other than plain "done", or details, recorded for a decision.
+#[derive(Debug, Clone)]
+struct Recorded {
+    status: Status,
+    details: Range<u32>,
+}
+
+const DONE: Status = Status::Done;
 
 /// The decisions made since the host last cleared them.
 #[derive(Debug, Default)]
@@ -30,6 +41,7 @@ pub(crate) struct DecisionLog {
     entries: Vec<Entry>,
     values: Vec<Value>,
     facts: Vec<FactId>,
+    outcomes: Vec<Recorded>,
     detail_names: Vec<Arc<str>>,
     detail_values: Vec<Value>,
     next_seq: u64,
@@ -48,7 +60,6 @@ impl DecisionLog {
     ) -> usize {
         self.next_seq += 1;
         let firing = *self.firing.get_or_insert(self.next_seq);
-        let d = self.detail_values.len() as u32;
         let a = self.values.len() as u32;
         self.values.extend(args);
         let f = self.facts.len() as u32;
@@ -61,9 +72,8 @@ impl DecisionLog {
             facts: f..self.facts.len() as u32,
             branch: None,
             time,
-            firing,
-            status: Status::Done,
-            details: d..d,
+            firing_back: u32::try_from(self.next_seq - firing).unwrap_or(u32::MAX),
+            outcome: 0,
             retry: false,
         });
         self.entries.len() - 1
@@ -83,15 +93,27 @@ impl DecisionLog {
 
     /// Records what the host made of decision `i`.
     pub fn set_outcome(&mut self, i: usize, outcome: &mut Outcome) {
+        let e = &mut self.entries[i];
+        e.branch = outcome.branch.clone();
+        if outcome.status.is_done() && outcome.details.is_empty() {
+            return;
+        }
         let d = self.detail_values.len() as u32;
         for (n, v) in outcome.details.drain(..) {
             self.detail_names.push(n);
             self.detail_values.push(v);
         }
-        let e = &mut self.entries[i];
-        e.details = d..self.detail_values.len() as u32;
-        e.status = std::mem::take(&mut outcome.status);
-        e.branch = outcome.branch.clone();
+        self.outcomes.push(Recorded {
+            status: std::mem::take(&mut outcome.status),
+            details: d..self.detail_values.len() as u32,
+        });
+        self.entries[i].outcome = self.outcomes.len() as u32;
+    }
+
+    fn recorded(&self, e: &Entry) -> Option<&Recorded> {
+        e.outcome
+            .checked_sub(1)
+            .and_then(|i| self.outcomes.get(i as usize))
     }
 
     /// The argument values of decision `i`.
@@ -117,6 +139,7 @@ impl DecisionLog {
         self.entries.clear();
         self.values.clear();
         self.facts.clear();
+        self.outcomes.clear();
         self.detail_names.clear();
         self.detail_values.clear();
     }
@@ -191,13 +214,15 @@ impl<'a> DecisionRef<'a> {
 
     /// What became of the decision.
     pub fn status(&self) -> &'a Status {
-        &self.entry().status
+        self.log.recorded(self.entry()).map_or(&DONE, |r| &r.status)
     }
 
     /// What the host recorded with the decision, in order.
     pub fn details(&self) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
-        let e = self.entry();
-        let r = e.details.start as usize..e.details.end as usize;
+        let r = self
+            .log
+            .recorded(self.entry())
+            .map_or(0..0, |r| r.details.start as usize..r.details.end as usize);
         self.log.detail_names[r.clone()]
             .iter()
             .map(|n| &**n)
@@ -212,7 +237,8 @@ impl<'a> DecisionRef<'a> {
     /// The sequence number of the first decision made by the same rule
     /// firing: decisions of one firing share it.
     pub fn firing(&self) -> u64 {
-        self.entry().firing
+        let e = self.entry();
+        e.seq - u64::from(e.firing_back)
     }
 
     /// Whether this decides again a decision the host deferred.

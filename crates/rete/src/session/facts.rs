@@ -358,6 +358,7 @@ pub(crate) fn validate_fields(
     Ok(())
 }
 
+#[inline]
 fn check_field(
     t: &nudge_core::FactType,
     f: &nudge_core::FieldDef,

@@ -57,6 +57,15 @@ pub trait Host {
         None
     }
 
+    /// Whether the host decides the decisions of action `action` (asked once
+    /// per action when a session starts). Decisions of the others are
+    /// carried out as made, without a call. The default asks only about
+    /// actions with branches, for [`Host::choose`].
+    fn decides(&self, action: &str, has_branches: bool) -> bool {
+        let _ = action;
+        has_branches
+    }
+
     /// Decides what becomes of a decision as a rule makes it: the branch to
     /// run, whether it is carried out, suppressed or deferred, what to
     /// record with it, and changes to working memory ([`Effect`]).
@@ -196,6 +205,8 @@ struct NodeMem {
 /// borrowed while the state changes.
 struct State<H> {
     host: H,
+    /// For each emitted action of the network, whether the host decides it.
+    decided: Vec<bool>,
     facts: FactStore,
     keys: KeyIndex,
     tokens: Tokens,
@@ -291,8 +302,14 @@ impl<H: Host> Session<H> {
     pub fn with_config(net: Arc<Network>, host: H, config: SessionConfig) -> Self {
         let mut mems = Vec::with_capacity(net.beta.len());
         mems.resize_with(net.beta.len(), NodeMem::default);
+        let decided = net
+            .emits
+            .iter()
+            .map(|e| host.decides(&e.action, !e.branches.is_empty()))
+            .collect();
         let mut state = State {
             host,
+            decided,
             facts: FactStore::default(),
             keys: KeyIndex::new(net.rules.schema()),
             tokens: Tokens::default(),
@@ -1771,7 +1788,11 @@ impl<H: Host> State<H> {
                     self.now,
                 );
                 self.firing = Some(rule);
-                let r = self.decide(net, rule, i, *emit, branches, &p.slots, None);
+                let r = if self.decided[*emit as usize] {
+                    self.decide(net, rule, i, *emit, branches, &p.slots, None)
+                } else {
+                    Ok(())
+                };
                 self.firing = None;
                 r.map_err(fail)?;
             }
@@ -1956,7 +1977,31 @@ impl<H: Host> State<H> {
             facts: &self.facts,
             keys: &self.keys,
         };
-        let mut outcome = self.host.decide(self.decisions.get(net, i), memory);
+        let outcome = self.host.decide(self.decisions.get(net, i), memory);
+        if outcome.status.is_done()
+            && outcome.branch.is_none()
+            && outcome.details.is_empty()
+            && outcome.effects.is_empty()
+        {
+            // The common answer: carried out, nothing to record or run.
+            return Ok(());
+        }
+        self.follow_outcome(net, rule, i, emit, branches, slots, watch, outcome)
+    }
+
+    /// The rest of [`State::decide`], for an outcome with something in it.
+    #[allow(clippy::too_many_arguments)]
+    fn follow_outcome(
+        &mut self,
+        net: &Network,
+        rule: usize,
+        i: usize,
+        emit: u32,
+        branches: &[(Arc<str>, Vec<CAction>)],
+        slots: &[FactId],
+        watch: Option<(u32, u32)>,
+        mut outcome: Outcome,
+    ) -> Result<(), FactError> {
         if let Status::Deferred(until) = outcome.status {
             if until > self.now {
                 let id = self.pending.add(Pending {
@@ -2114,7 +2159,9 @@ impl<H: Host> State<H> {
                         slots,
                         self.now,
                     );
-                    self.decide(net, rule, i, *emit, branches, slots, watch)?;
+                    if self.decided[*emit as usize] {
+                        self.decide(net, rule, i, *emit, branches, slots, watch)?;
+                    }
                 }
                 CAction::Delayed {
                     after,
