@@ -224,6 +224,7 @@ impl Ruleset {
     /// Strings, numbers and booleans map directly; a timestamp is an RFC
     /// 3339 string or milliseconds since the epoch; a duration is a literal
     /// such as `"10m"` or milliseconds; a list is an array of strings.
+    /// Fields a context provider fills may be left out.
     pub fn fact_from_json(
         &self,
         ty: &str,
@@ -246,9 +247,14 @@ impl Ruleset {
             }
         }
         let mut values = Vec::with_capacity(t.fields().len());
-        for f in t.fields() {
+        for (i, f) in t.fields().iter().enumerate() {
+            // A context provider fills its fields when the fact is inserted.
+            let provided = t
+                .contexts()
+                .iter()
+                .any(|c| c.fields.iter().any(|f| f.index() == i));
             let v = match map.get(&*f.name) {
-                None | Some(serde_json::Value::Null) if f.optional => Value::Null,
+                None | Some(serde_json::Value::Null) if f.optional || provided => Value::Null,
                 None | Some(serde_json::Value::Null) => {
                     return Err(InputError::MissingField {
                         ty: ty.to_string(),
