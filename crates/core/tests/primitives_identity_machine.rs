@@ -64,7 +64,12 @@ proptest! {
             prop_assert_eq!(*names.iter().next().unwrap(), want.as_str());
             let index = persons.index_of(&ids[0]).unwrap();
             prop_assert_eq!(persons.dictionary().id(index), Some(want.as_str()));
+            // Kept as links are made, the name agrees with the resolution.
+            for id in &ids {
+                prop_assert_eq!(graph.person(id).map(|p| p.to_string()), Some(want.clone()));
+            }
         }
+        prop_assert!(graph.person(&Identifier::new("device", "never-seen")).is_none());
     }
 }
 

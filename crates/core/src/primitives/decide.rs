@@ -30,7 +30,7 @@ use super::audience::Membership;
 use super::caps::{FrequencyCaps, SendAttempt};
 use super::coupon::{CouponIssuer, IssueOutcome, IssueRequest, Refusal};
 use super::experiment::{Assignment, Experiments};
-use super::identity::{Identifier, IdentityGraph, Persons};
+use super::identity::{Identifier, IdentityGraph};
 use super::machine::{Machine, MachineError};
 use super::message::{
     Delivery, DropReason, MessagePolicy, MessageRequest, MessageRouter, SkipReason,
@@ -161,7 +161,7 @@ pub struct Primitives {
     machines: HashMap<Arc<str>, (Machine, TypeId)>,
     coupon_index: HashMap<Arc<str>, usize>,
     issuers: Issuers,
-    identity: RwLock<(IdentityGraph, Persons)>,
+    identity: RwLock<IdentityGraph>,
 }
 
 impl std::fmt::Debug for Primitives {
@@ -222,8 +222,6 @@ impl Primitives {
         for c in &decls.coupons {
             CouponIssuer::new("", c.clone())?;
         }
-        let graph = IdentityGraph::new();
-        let persons = graph.resolve();
         Ok(Primitives {
             decls,
             store,
@@ -234,7 +232,7 @@ impl Primitives {
             machines,
             coupon_index,
             issuers: Mutex::new(HashMap::new()),
-            identity: RwLock::new((graph, persons)),
+            identity: RwLock::new(IdentityGraph::new()),
         })
     }
 
@@ -252,8 +250,11 @@ impl Primitives {
     /// joins it to others, then the smallest identifier of its group.
     pub fn person(&self, id: &str) -> Arc<str> {
         let guard = self.identity.read().unwrap_or_else(|e| e.into_inner());
-        match guard.1.person_of(&Identifier::new(ID_KIND, id)) {
-            Some(p) => p.strip_prefix("id:").unwrap_or(p).into(),
+        if guard.is_empty() {
+            return id.into();
+        }
+        match guard.person(&Identifier::new(ID_KIND, id)) {
+            Some(p) => p.value().into(),
             None => id.into(),
         }
     }
@@ -261,11 +262,10 @@ impl Primitives {
     /// Records that two identifiers belong to one person.
     pub fn link(&self, id: &str, same_as: &str) {
         let mut guard = self.identity.write().unwrap_or_else(|e| e.into_inner());
-        guard.0.observe([
+        guard.observe([
             Identifier::new(ID_KIND, id),
             Identifier::new(ID_KIND, same_as),
         ]);
-        guard.1 = guard.0.resolve();
     }
 
     /// Whether `action` is one this decides (the built-in actions); others

@@ -73,6 +73,9 @@ pub struct IdentityGraph {
     index: HashMap<Identifier, u32>,
     identifiers: Vec<Identifier>,
     links: UnionFind<u32>,
+    /// For each component root, its smallest identifier (kept as links are
+    /// made, so a person's name is found without resolving the graph).
+    best: Vec<u32>,
 }
 
 impl IdentityGraph {
@@ -105,6 +108,7 @@ impl IdentityGraph {
         let n = self.links.new_set();
         self.index.insert(id.clone(), n);
         self.identifiers.push(id);
+        self.best.push(n);
         n
     }
 
@@ -117,10 +121,30 @@ impl IdentityGraph {
             match first {
                 None => first = Some(n),
                 Some(f) => {
-                    self.links.union(f, n);
+                    let (a, b) = (self.links.find_mut(f), self.links.find_mut(n));
+                    if a != b {
+                        let (x, y) = (self.best[a as usize], self.best[b as usize]);
+                        let smaller = match self
+                            .cmp_ids(&self.identifiers[x as usize], &self.identifiers[y as usize])
+                        {
+                            Ordering::Greater => y,
+                            _ => x,
+                        };
+                        self.links.union(a, b);
+                        let root = self.links.find_mut(a);
+                        self.best[root as usize] = smaller;
+                    }
                 }
             }
         }
+    }
+
+    /// The identifier that names `id`'s person (its smallest), without
+    /// resolving the whole graph; `None` for an identifier never seen.
+    pub fn person(&self, id: &Identifier) -> Option<&Identifier> {
+        let &n = self.index.get(id)?;
+        let root = self.links.find(n);
+        Some(&self.identifiers[self.best[root as usize] as usize])
     }
 
     /// Whether two identifiers belong to one person.
