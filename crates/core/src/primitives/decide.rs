@@ -48,6 +48,11 @@ use std::sync::{Arc, Mutex, RwLock};
 /// smallest identifier of their group.
 const ID_KIND: &str = "id";
 
+/// Every this many decisions, the store is asked to drop expired keys (a
+/// `MemoryStore` keeps them until touched), so a long-running process holds
+/// only the counters of live windows.
+pub const PURGE_EVERY: u64 = 1 << 16;
+
 /// Why a ruleset's declarations cannot be put to work.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -162,6 +167,7 @@ pub struct Primitives {
     coupon_index: HashMap<Arc<str>, usize>,
     issuers: Issuers,
     identity: RwLock<IdentityGraph>,
+    decided: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Primitives {
@@ -233,6 +239,7 @@ impl Primitives {
             coupon_index,
             issuers: Mutex::new(HashMap::new()),
             identity: RwLock::new(IdentityGraph::new()),
+            decided: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -284,6 +291,12 @@ impl Primitives {
         env: &dyn Surroundings,
         memo: &mut FiringMemo,
     ) -> Outcome {
+        let n = self
+            .decided
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % PURGE_EVERY == PURGE_EVERY - 1 {
+            self.store.purge_expired(req.time);
+        }
         match req.action {
             "coupon" => self.with_user(req, env, memo, true, |user| self.coupon(req, env, user)),
             "message" => self.with_user(req, env, memo, true, |user| self.message(req, env, user)),
@@ -650,5 +663,94 @@ impl super::message::Reachability for Reach<'_> {
 
     fn opted_out(&self, person: &str, channel: &str) -> bool {
         self.env.opted_out(self.id, channel) || self.env.opted_out(person, channel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::primitives::audience::NoAudiences;
+    use crate::primitives::store::{
+        ClaimRecord, CountOutcome, CountRequest, Key, MemoryStore, ReserveOutcome, ReserveRequest,
+        SetOutcome, StoreError,
+    };
+    use crate::time::Duration;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A memory store that counts the purges it is asked for.
+    #[derive(Default)]
+    struct Counting {
+        inner: MemoryStore,
+        purges: AtomicUsize,
+    }
+
+    impl StateStore for Counting {
+        fn reserve(&self, r: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
+            self.inner.reserve(r)
+        }
+        fn check_and_count(&self, r: &CountRequest) -> Result<CountOutcome, StoreError> {
+            self.inner.check_and_count(r)
+        }
+        fn set_if_absent(
+            &self,
+            key: &Key,
+            value: &[u8],
+            ttl: Option<Duration>,
+            now: Timestamp,
+        ) -> Result<SetOutcome, StoreError> {
+            self.inner.set_if_absent(key, value, ttl, now)
+        }
+        fn get(&self, key: &Key, now: Timestamp) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key, now)
+        }
+        fn claim(&self, key: &Key, now: Timestamp) -> Result<Option<ClaimRecord>, StoreError> {
+            self.inner.claim(key, now)
+        }
+        fn count(&self, key: &Key, now: Timestamp) -> Result<u64, StoreError> {
+            self.inner.count(key, now)
+        }
+        fn purge_expired(&self, now: Timestamp) -> usize {
+            self.purges.fetch_add(1, Ordering::Relaxed);
+            self.inner.purge_expired(now)
+        }
+    }
+
+    struct Nowhere;
+
+    impl Surroundings for Nowhere {
+        fn audiences(&self) -> &dyn Membership {
+            &NoAudiences
+        }
+    }
+
+    /// The store is asked to drop expired keys once every `PURGE_EVERY`
+    /// decisions, whatever they are.
+    #[test]
+    fn expired_keys_are_purged_every_so_many_decisions() {
+        let store = Arc::new(Counting::default());
+        let p = Primitives::new(Arc::default(), &Schema::new(), store.clone()).unwrap();
+        let user = Value::from("u1");
+        let args = [("user", &user)];
+        let req = Request {
+            action: "tag_user",
+            rule: 0,
+            rule_name: "r",
+            args: &args,
+            time: Timestamp::from_millis(0),
+            firing: 1,
+            retry: false,
+            facts: &[],
+        };
+        let mut memo = FiringMemo::default();
+        for _ in 0..PURGE_EVERY - 1 {
+            p.decide(&req, &Nowhere, &mut memo);
+        }
+        assert_eq!(store.purges.load(Ordering::Relaxed), 0);
+        p.decide(&req, &Nowhere, &mut memo);
+        assert_eq!(store.purges.load(Ordering::Relaxed), 1);
+        for _ in 0..PURGE_EVERY {
+            p.decide(&req, &Nowhere, &mut memo);
+        }
+        assert_eq!(store.purges.load(Ordering::Relaxed), 2);
     }
 }

@@ -498,6 +498,14 @@ pub trait StateStore: Send + Sync {
     /// window (those made after `now - window` are not known here: all
     /// unexpired entries count); 0 if absent.
     fn count(&self, key: &Key, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Drops the keys expired at `now`, for a store that keeps them until
+    /// they are touched; returns how many. A store that expires keys by
+    /// itself (Redis) does nothing, the default.
+    fn purge_expired(&self, now: Timestamp) -> usize {
+        let _ = now;
+        0
+    }
 }
 
 /// What one key holds.
@@ -746,6 +754,10 @@ impl MemoryStore {
 }
 
 impl StateStore for MemoryStore {
+    fn purge_expired(&self, now: Timestamp) -> usize {
+        MemoryStore::purge_expired(self, now)
+    }
+
     fn reserve(&self, req: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
         let tag = common_hash_tag(req.keys())?;
         if let Some(u) = &req.per_user {
