@@ -298,8 +298,8 @@ impl Primitives {
             self.store.purge_expired(req.time);
         }
         match req.action {
-            "coupon" => self.with_user(req, env, memo, true, |user| self.coupon(req, env, user)),
-            "message" => self.with_user(req, env, memo, true, |user| self.message(req, env, user)),
+            "coupon" => self.touch(req, env, memo, |user| self.coupon(req, env, user)),
+            "message" => self.touch(req, env, memo, |user| self.message(req, env, user)),
             // A machine's fact and an experiment's bucket belong to the
             // identifier the rule names, as the host's own records do.
             "transition" => match req.text("user") {
@@ -321,14 +321,13 @@ impl Primitives {
         }
     }
 
-    /// Resolves the user to their person and, for a touch (a coupon or a
-    /// message), makes the campaign's checks once per firing.
-    fn with_user(
+    /// A touch (a coupon or a message): resolves the user to their person
+    /// and makes the campaign's checks once per firing before `then`.
+    fn touch(
         &self,
         req: &Request<'_>,
         env: &dyn Surroundings,
         memo: &mut FiringMemo,
-        touch: bool,
         then: impl FnOnce(&str) -> Outcome,
     ) -> Outcome {
         let Some(id) = req.text("user") else {
@@ -336,7 +335,7 @@ impl Primitives {
         };
         let user = self.person(id);
         let campaign = self.decls.rule_campaigns.get(req.rule).copied().flatten();
-        if let (true, false, Some(c)) = (touch, req.retry, campaign) {
+        if let (false, Some(c)) = (req.retry, campaign) {
             if let Some(refusal) = self.campaign_checks(req, env, memo, c, &user) {
                 return refusal;
             }
