@@ -12,7 +12,7 @@ use nudge_core::{FactType, FieldId, Outcome, Timestamp, TypeId, Value, ValueType
 use nudge_rete::ir::{FunctionId, SetId};
 use nudge_rete::{DecisionRef, Host, Memory, Network};
 use smallvec::SmallVec;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A host function: arguments in, a value out (`Value::Null` for none).
@@ -146,36 +146,38 @@ impl Provider for ContextTable {
 /// channel; the host records missing bindings and opt-outs.
 #[derive(Debug, Clone, Default)]
 pub struct Contacts {
-    unreachable: HashSet<(Arc<str>, Arc<str>)>,
-    opted_out: HashSet<(Arc<str>, Arc<str>)>,
+    /// Channels each user cannot be reached on, by user.
+    unreachable: HashMap<Arc<str>, Vec<Arc<str>>>,
+    /// Channels each user opted out of, by user.
+    opted_out: HashMap<Arc<str>, Vec<Arc<str>>>,
 }
 
 impl Contacts {
     /// Records whether `user` can be reached on `channel` (a push token, a
     /// WeChat binding).
     pub fn set_reachable(&mut self, user: &str, channel: &str, reachable: bool) {
-        let k = (Arc::from(user), Arc::from(channel));
-        if reachable {
-            self.unreachable.remove(&k);
-        } else {
-            self.unreachable.insert(k);
-        }
+        Self::set(&mut self.unreachable, user, channel, !reachable);
     }
 
     /// Records whether `user` opted out of `channel`.
     pub fn set_opted_out(&mut self, user: &str, channel: &str, opted_out: bool) {
-        let k = (Arc::from(user), Arc::from(channel));
-        if opted_out {
-            self.opted_out.insert(k);
-        } else {
-            self.opted_out.remove(&k);
+        Self::set(&mut self.opted_out, user, channel, opted_out);
+    }
+
+    fn set(map: &mut HashMap<Arc<str>, Vec<Arc<str>>>, user: &str, channel: &str, on: bool) {
+        let channels = map.entry(user.into()).or_default();
+        channels.retain(|c| &**c != channel);
+        if on {
+            channels.push(channel.into());
+        }
+        if channels.is_empty() {
+            map.remove(user);
         }
     }
 
-    fn has(set: &HashSet<(Arc<str>, Arc<str>)>, user: &str, channel: &str) -> bool {
-        // Borrowed look-ups of a tuple key need owned parts; sets are small
-        // and only read for messages.
-        !set.is_empty() && set.contains(&(Arc::from(user), Arc::from(channel)))
+    fn has(map: &HashMap<Arc<str>, Vec<Arc<str>>>, user: &str, channel: &str) -> bool {
+        map.get(user)
+            .is_some_and(|channels| channels.iter().any(|c| &**c == channel))
     }
 }
 
