@@ -218,7 +218,10 @@ impl CampaignHost {
         let zone = schema.id("profile").and_then(|ty| {
             let t = schema.get(ty);
             let f = t.field_id("timezone")?;
-            (t.key().is_some() && t.field_def(f).ty == ValueType::String).then_some((ty, f.index()))
+            (t.kind() == nudge_core::FactKind::Fact
+                && t.key().is_some()
+                && t.field_def(f).ty == ValueType::String)
+                .then_some((ty, f.index()))
         });
         CampaignHost {
             segments: Segments::new(&primitives.declarations().audiences),
@@ -431,7 +434,12 @@ impl Host for CampaignHost {
 
     fn decide(&mut self, d: DecisionRef<'_>, memory: Memory<'_>) -> Outcome {
         let args: SmallVec<[(&str, &Value); 8]> = d.args().collect();
-        let facts: SmallVec<[u64; 4]> = d.facts().iter().map(|f| f.as_u64()).collect();
+        // Only a coupon's claim needs the digest of the match.
+        let match_digest = if d.action() == "coupon" {
+            match_digest(&memory, d.facts())
+        } else {
+            0
+        };
         let req = Request {
             action: d.action(),
             rule: d.rule().index(),
@@ -440,7 +448,7 @@ impl Host for CampaignHost {
             time: d.time(),
             firing: d.firing(),
             retry: d.is_retry(),
-            facts: &facts,
+            match_digest,
         };
         let around = Around {
             segments: &self.segments,
@@ -472,4 +480,53 @@ impl Host for CampaignHost {
             )),
         }
     }
+}
+
+/// FNV-1a 64 over the types and values of the matched facts: stable across
+/// sessions, processes and versions (unlike the std hasher), so that a
+/// coupon claim made from one match is the same claim wherever it is made.
+/// Aggregate bindings count by their values too.
+fn match_digest(memory: &Memory<'_>, facts: &[nudge_rete::FactId]) -> u64 {
+    struct Fnv(u64);
+    impl Fnv {
+        fn bytes(&mut self, b: &[u8]) {
+            for &x in b {
+                self.0 = (self.0 ^ u64::from(x)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        fn tagged(&mut self, tag: u8, b: &[u8]) {
+            self.bytes(&[tag]);
+            self.bytes(&(b.len() as u64).to_le_bytes());
+            self.bytes(b);
+        }
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    for &f in facts {
+        let Some(values) = memory.values(f) else {
+            h.tagged(0, &[]);
+            continue;
+        };
+        if let Some((ty, _)) = memory.fact(f) {
+            h.tagged(9, &ty.index().to_le_bytes());
+        }
+        for v in values {
+            match v {
+                Value::Null => h.tagged(1, &[]),
+                Value::Bool(b) => h.tagged(2, &[u8::from(*b)]),
+                Value::Int(i) => h.tagged(3, &i.to_le_bytes()),
+                Value::Float(x) => h.tagged(4, &x.to_bits().to_le_bytes()),
+                Value::Str(s) => h.tagged(5, s.as_bytes()),
+                Value::Timestamp(t) => h.tagged(6, &t.as_millis().to_le_bytes()),
+                Value::Duration(d) => h.tagged(7, &d.as_millis().to_le_bytes()),
+                Value::List(items) => {
+                    h.tagged(8, &(items.len() as u64).to_le_bytes());
+                    for i in items.iter() {
+                        h.tagged(5, i.as_bytes());
+                    }
+                }
+            }
+        }
+        h.bytes(&[0xff]);
+    }
+    h.0
 }

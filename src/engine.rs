@@ -210,6 +210,8 @@ impl Ruleset {
 
     /// A session with no host: every decision comes out as the rule made
     /// it, unchecked, for callers that carry all actions out themselves.
+    /// With no host there is no context provider either, so facts of a
+    /// type with a `context` are refused (`FactError::Context`).
     pub fn bare_session(&self, config: SessionConfig) -> Session<NoHost> {
         Session::with_config(self.network.clone(), NoHost, config)
     }

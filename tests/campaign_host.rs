@@ -181,3 +181,219 @@ fn unknown_names_are_refused() {
         .to_string()
         .contains("unknown audience `vip`"));
 }
+
+/// Replays `events` (JSON lines) into `rules` and returns each decision as
+/// `action user status reason`.
+fn replay(rules: &Ruleset, events: &str) -> Vec<String> {
+    let mut replayer = nudge::replay::Replayer::new(rules);
+    let mut out = Vec::new();
+    replayer
+        .run("events", events.as_bytes(), Some(&mut out), true, |_| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let d: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{} {} {} {}",
+                d["action"].as_str().unwrap(),
+                d["args"]["user"].as_str().unwrap_or("-"),
+                d["status"].as_str().unwrap_or("done"),
+                d["reason"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect()
+}
+
+/// A cap's allow-list and a campaign's suppression list name the host's
+/// ids: a link that renames the person (to a smaller device id) changes
+/// neither.
+#[test]
+fn audiences_still_apply_after_a_link_renames_the_person() {
+    let rules = Ruleset::from_str(
+        "link.nudge",
+        r#"
+        event open { key user_id: string  time at: timestamp  device: string }
+        event poke { key user_id: string  time at: timestamp }
+        audience vip_allow
+        audience blocked
+        cap push_daily { limit: 1 per calendar day  channel: "push"  exempt: [vip_allow] }
+        campaign pokes { suppress: [blocked] }
+        rule link { when o: open() then link_identity(id: o.device, same_as: o.user_id) }
+        rule push { campaign pokes  when p: poke() then message(channel: "push", template: "t", user: p.user_id) }
+    "#,
+    )
+    .unwrap();
+    let got = replay(
+        &rules,
+        r#"{"audience": "vip_allow", "members": ["u_vip"]}
+{"audience": "blocked", "members": ["u_no"]}
+{"insert": "open", "fields": {"user_id": "u_vip", "device": "a-dev", "at": "2026-11-23T01:00:00Z"}}
+{"insert": "open", "fields": {"user_id": "u_no", "device": "a-dev2", "at": "2026-11-23T01:00:00Z"}}
+{"insert": "poke", "fields": {"user_id": "u_vip", "at": "2026-11-23T02:00:00Z"}}
+{"insert": "poke", "fields": {"user_id": "u_vip", "at": "2026-11-23T03:00:00Z"}}
+{"insert": "poke", "fields": {"user_id": "u_no", "at": "2026-11-23T04:00:00Z"}}
+"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "link_identity - done -",
+            "link_identity - done -",
+            "message u_vip done -",
+            "message u_vip done -",
+            "message u_no suppressed suppressed",
+        ]
+    );
+}
+
+/// A coupon claim without `occasion:` is identified by the rule and what
+/// it matched, the same in every session: three orders in three sessions
+/// get three coupons; the same order again, in a fourth, gets the first.
+#[test]
+fn coupon_claims_are_the_same_in_every_session() {
+    let rules = Ruleset::from_str(
+        "claims.nudge",
+        r#"
+        event order { key user_id: string  time at: timestamp  order_id: string }
+        coupon thanks { value: 5.0  per_user: 3 }
+        rule thank { when o: order() then coupon(template: thanks, user: o.user_id) }
+    "#,
+    )
+    .unwrap();
+    let order = |id: &str| {
+        rules
+            .fact_from_json(
+                "order",
+                &serde_json::json!({"user_id": "u1", "order_id": id, "at": "2026-11-23T01:00:00Z"}),
+            )
+            .unwrap()
+    };
+    let mut outcomes = Vec::new();
+    for id in ["o1", "o2", "o3", "o2"] {
+        let mut s = rules.session();
+        let (ty, v) = order(id);
+        s.insert(ty, v).unwrap();
+        s.fire().unwrap();
+        let d = s.decisions().next().unwrap();
+        outcomes.push(format!(
+            "{:?} {}",
+            d.status(),
+            d.detail("coupon_id").unwrap()
+        ));
+    }
+    assert_eq!(
+        outcomes,
+        [
+            r#"Done "thanks-0-1""#,
+            r#"Done "thanks-0-2""#,
+            r#"Done "thanks-0-3""#,
+            r#"Suppressed("already_issued") "thanks-0-2""#,
+        ]
+    );
+}
+
+/// A message deferred by quiet hours is checked against the campaign's
+/// suppression lists again when it is decided again; its per-user limit,
+/// counted the first time, is not counted twice.
+#[test]
+fn a_deferred_message_meets_the_suppression_list_as_it_is_then() {
+    let rules = Ruleset::from_str(
+        "quiet.nudge",
+        r#"
+        event poke { key user_id: string  time at: timestamp }
+        audience complaints
+        campaign night { per_user: 1 per calendar day  suppress: [complaints]  quiet_hours: "22:00-08:00" defer  zone: "UTC" }
+        rule push { campaign night  when p: poke() then message(channel: "push", template: "t", user: p.user_id) }
+    "#,
+    )
+    .unwrap();
+    let got = replay(
+        &rules,
+        r#"{"insert": "poke", "fields": {"user_id": "u1", "at": "2026-11-23T23:00:00Z"}}
+{"insert": "poke", "fields": {"user_id": "u2", "at": "2026-11-23T23:00:00Z"}}
+{"audience": "complaints", "members": ["u1"]}
+{"advance": "2026-11-24T09:00:00Z"}
+"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "message u1 deferred -",
+            "message u2 deferred -",
+            "message u1 suppressed suppressed",
+            "message u2 done -",
+        ]
+    );
+}
+
+/// The delayed actions of one firing that fall due together are one touch
+/// of the campaign, as the actions of one firing are.
+#[test]
+fn delayed_actions_of_one_firing_are_one_touch() {
+    let rules = Ruleset::from_str(
+        "later.nudge",
+        r#"
+        event poke { key user_id: string  time at: timestamp }
+        coupon c { value: 1.0 }
+        campaign once { per_user: 1 per lifetime }
+        rule later {
+            campaign once
+            when p: poke()
+            then
+                after 1d regardless coupon(template: c, user: p.user_id)
+                after 1d regardless message(channel: "push", template: "t", user: p.user_id)
+        }
+    "#,
+    )
+    .unwrap();
+    let got = replay(
+        &rules,
+        r#"{"insert": "poke", "fields": {"user_id": "u1", "at": "2026-11-23T01:00:00Z"}}
+{"insert": "poke", "fields": {"user_id": "u1", "at": "2026-11-23T02:00:00Z"}}
+{"advance": "3d"}
+"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "coupon u1 done -",
+            "message u1 done -",
+            "coupon u1 suppressed campaign_limit",
+            "message u1 suppressed campaign_limit",
+        ]
+    );
+}
+
+/// A profile zone no one knows counts as UTC for a coupon's per-user
+/// period, as it does for caps and quiet hours.
+#[test]
+fn an_unknown_profile_zone_counts_as_utc() {
+    let rules = Ruleset::from_str(
+        "zone.nudge",
+        r#"
+        event poke { key user_id: string  time at: timestamp }
+        fact profile { key user_id: string  timezone: string }
+        coupon daily { value: 1.0  per_user: 1 per calendar day }
+        rule give { when p: poke() then coupon(template: daily, user: p.user_id) }
+    "#,
+    )
+    .unwrap();
+    let got = replay(
+        &rules,
+        r#"{"insert": "profile", "fields": {"user_id": "u1", "timezone": "Mars/Olympus"}}
+{"insert": "poke", "fields": {"user_id": "u1", "at": "2026-11-23T01:00:00Z"}}
+{"insert": "poke", "fields": {"user_id": "u1", "at": "2026-11-23T23:00:00Z"}}
+{"insert": "poke", "fields": {"user_id": "u1", "at": "2026-11-24T00:30:00Z"}}
+"#,
+    );
+    assert_eq!(
+        got,
+        [
+            "coupon u1 done -",
+            "coupon u1 suppressed already_issued",
+            "coupon u1 done -",
+        ]
+    );
+}

@@ -50,7 +50,9 @@ const ID_KIND: &str = "id";
 
 /// Every this many decisions, the store is asked to drop expired keys (a
 /// `MemoryStore` keeps them until touched), so a long-running process holds
-/// only the counters of live windows.
+/// only the counters of live windows. The purge runs at the earliest
+/// decision time of those decisions, so that a session whose clock is
+/// behind the others' does not lose counters it still reads.
 pub const PURGE_EVERY: u64 = 1 << 16;
 
 /// Why a ruleset's declarations cannot be put to work.
@@ -123,9 +125,10 @@ pub struct Request<'a> {
     /// Whether this decides a deferred decision again: the campaign's
     /// checks were made the first time.
     pub retry: bool,
-    /// Ids of the facts the rule matched: with the rule, they identify
-    /// the firing, so that deciding it again issues nothing new.
-    pub facts: &'a [u64],
+    /// A digest of what the rule matched (the types and values of its
+    /// facts), the same in every session and process: with the rule, it
+    /// identifies a claim, so that a retry or replay issues nothing new.
+    pub match_digest: u64,
 }
 
 impl Request<'_> {
@@ -168,6 +171,8 @@ pub struct Primitives {
     issuers: Issuers,
     identity: RwLock<IdentityGraph>,
     decided: std::sync::atomic::AtomicU64,
+    /// The earliest decision time since the last purge, in milliseconds.
+    earliest: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for Primitives {
@@ -240,6 +245,7 @@ impl Primitives {
             issuers: Mutex::new(HashMap::new()),
             identity: RwLock::new(IdentityGraph::new()),
             decided: std::sync::atomic::AtomicU64::new(0),
+            earliest: std::sync::atomic::AtomicI64::new(i64::MAX),
         })
     }
 
@@ -291,11 +297,12 @@ impl Primitives {
         env: &dyn Surroundings,
         memo: &mut FiringMemo,
     ) -> Outcome {
-        let n = self
-            .decided
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if n % PURGE_EVERY == PURGE_EVERY - 1 {
-            self.store.purge_expired(req.time);
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = req.time.as_millis();
+        let earliest = self.earliest.fetch_min(now, Relaxed).min(now);
+        if self.decided.fetch_add(1, Relaxed) % PURGE_EVERY == PURGE_EVERY - 1 {
+            self.earliest.store(i64::MAX, Relaxed);
+            self.store.purge_expired(Timestamp::from_millis(earliest));
         }
         match req.action {
             "coupon" => self.touch(req, env, memo, |user| self.coupon(req, env, user)),
@@ -335,7 +342,7 @@ impl Primitives {
         };
         let user = self.person(id);
         let campaign = self.decls.rule_campaigns.get(req.rule).copied().flatten();
-        if let (false, Some(c)) = (req.retry, campaign) {
+        if let Some(c) = campaign {
             if let Some(refusal) = self.campaign_checks(req, env, memo, c, &user) {
                 return refusal;
             }
@@ -348,7 +355,9 @@ impl Primitives {
     }
 
     /// The campaign's suppression lists and per-user limit, checked and
-    /// counted once per (firing, campaign, user); `Some` refuses.
+    /// counted once per (firing, campaign, user); `Some` refuses. A
+    /// deferred decision decided again was counted the first time: only the
+    /// suppression lists are checked again.
     fn campaign_checks(
         &self,
         req: &Request<'_>,
@@ -367,21 +376,18 @@ impl Primitives {
         let decl = &self.decls.campaigns[c];
         let campaign = Value::Str(decl.name.clone());
         let id = req.text("user").unwrap_or(user);
-        let result = if let Some(a) = decl
-            .suppress
-            .iter()
-            .find(|a| env.audiences().is_member(a, id) || env.audiences().is_member(a, user))
-        {
+        let audiences = Either { env, id };
+        let result = if let Some(a) = decl.suppress.iter().find(|a| audiences.is_member(a, user)) {
             Some(
                 Outcome::suppressed("suppressed")
                     .with_detail("campaign", campaign)
                     .with_detail("audience", Value::Str(a.clone())),
             )
-        } else if let Some(limit) = &self.campaign_limits[c] {
+        } else if let (Some(limit), false) = (&self.campaign_limits[c], req.retry) {
             let zone = zone_of(env, req, user);
             let mut send = SendAttempt::new(user, "", &decl.name, req.time);
             send.user_zone = zone.as_deref();
-            match limit.check_and_count(&*self.store, &send, env.audiences()) {
+            match limit.check_and_count(&*self.store, &send, &audiences) {
                 Ok(o) if o.capped_by().is_none() => None,
                 Ok(_) => Some(
                     Outcome::suppressed("campaign_limit")
@@ -468,7 +474,7 @@ impl Primitives {
                 }
                 o
             }
-            Err(e) => Outcome::failed(e.to_string()).with_branch("refused"),
+            Err(e) => Outcome::failed(e.to_string()),
         }
     }
 
@@ -487,8 +493,11 @@ impl Primitives {
             env,
             id: req.text("user").unwrap_or(user),
         };
-        let routing = match router.route_via(&channels, &*self.store, env.audiences(), &reach, &ask)
-        {
+        let audiences = Either {
+            env,
+            id: req.text("user").unwrap_or(user),
+        };
+        let routing = match router.route_via(&channels, &*self.store, &audiences, &reach, &ask) {
             Ok(r) => r,
             Err(e) => return Outcome::failed(e.to_string()),
         };
@@ -610,9 +619,9 @@ impl Primitives {
 ///   a calendar month, the number of whole windows since the epoch for one
 ///   per rolling window, nothing for one per lifetime), so a second claim
 ///   in the period is the first one again;
-/// - otherwise the firing itself (the rule and the facts it matched), so
-///   a retry or replay of the firing is the same claim and other firings
-///   are new ones, up to the limit.
+/// - otherwise the match itself (the rule, and a digest of the facts it
+///   matched), so a retry or replay of it, in any session or process, is the
+///   same claim, and other matches are new ones, up to the limit.
 fn default_occasion(
     decl: &crate::decl::CouponDecl,
     zone: Option<&str>,
@@ -631,12 +640,10 @@ fn default_occasion(
     if decl.per_user.is_some_and(|l| l.count == 1) {
         return Ok(period);
     }
-    let mut o = format!("{period}:{}", req.rule_name);
-    for f in req.facts {
-        o.push(':');
-        o.push_str(&f.to_string());
-    }
-    Ok(o)
+    Ok(format!(
+        "{period}:{}:{:016x}",
+        req.rule_name, req.match_digest
+    ))
 }
 
 /// The user's zone: looked up under the identifier the rule used, then
@@ -645,6 +652,22 @@ fn zone_of(env: &dyn Surroundings, req: &Request<'_>, person: &str) -> Option<Ar
     req.text("user")
         .and_then(|id| env.user_zone(id))
         .or_else(|| env.user_zone(person))
+        // An unknown zone counts as UTC, as caps and quiet hours take it.
+        .filter(|z| jiff::tz::TimeZone::get(z).is_ok())
+}
+
+/// Audience membership of the identifier a rule named, or of its person:
+/// lists hold the host's ids, which a link may have renamed.
+struct Either<'a> {
+    env: &'a dyn Surroundings,
+    id: &'a str,
+}
+
+impl Membership for Either<'_> {
+    fn is_member(&self, audience: &str, person: &str) -> bool {
+        let a = self.env.audiences();
+        a.is_member(audience, self.id) || (person != self.id && a.is_member(audience, person))
+    }
 }
 
 /// The session's reachability, as the message router asks for it.
@@ -681,6 +704,7 @@ mod tests {
     struct Counting {
         inner: MemoryStore,
         purges: AtomicUsize,
+        at: std::sync::atomic::AtomicI64,
     }
 
     impl StateStore for Counting {
@@ -710,6 +734,7 @@ mod tests {
         }
         fn purge_expired(&self, now: Timestamp) -> usize {
             self.purges.fetch_add(1, Ordering::Relaxed);
+            self.at.store(now.as_millis(), Ordering::Relaxed);
             self.inner.purge_expired(now)
         }
     }
@@ -723,7 +748,7 @@ mod tests {
     }
 
     /// The store is asked to drop expired keys once every `PURGE_EVERY`
-    /// decisions, whatever they are.
+    /// decisions, whatever they are, at the earliest of their times.
     #[test]
     fn expired_keys_are_purged_every_so_many_decisions() {
         let store = Arc::new(Counting::default());
@@ -738,18 +763,30 @@ mod tests {
             time: Timestamp::from_millis(0),
             firing: 1,
             retry: false,
-            facts: &[],
+            match_digest: 0,
         };
         let mut memo = FiringMemo::default();
-        for _ in 0..PURGE_EVERY - 1 {
-            p.decide(&req, &Nowhere, &mut memo);
+        let at = |ms: i64| Request {
+            time: Timestamp::from_millis(ms),
+            ..req
+        };
+        for i in 0..PURGE_EVERY - 1 {
+            // One decision of a session whose clock is behind.
+            let t = if i == 10 { 1_000 } else { 9_000 };
+            p.decide(&at(t), &Nowhere, &mut memo);
         }
         assert_eq!(store.purges.load(Ordering::Relaxed), 0);
-        p.decide(&req, &Nowhere, &mut memo);
+        p.decide(&at(9_000), &Nowhere, &mut memo);
         assert_eq!(store.purges.load(Ordering::Relaxed), 1);
+        assert_eq!(store.at.load(Ordering::Relaxed), 1_000, "the earliest time");
         for _ in 0..PURGE_EVERY {
-            p.decide(&req, &Nowhere, &mut memo);
+            p.decide(&at(9_000), &Nowhere, &mut memo);
         }
         assert_eq!(store.purges.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            store.at.load(Ordering::Relaxed),
+            9_000,
+            "since the last purge"
+        );
     }
 }

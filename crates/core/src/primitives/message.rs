@@ -398,11 +398,19 @@ pub fn quiet_until(
         .at(0, 0, 0, 0)
         .checked_add(i64::from(end).minutes())
         .map_err(|_| range())?;
-    // In a daylight-saving gap, the first instant after it.
-    let zoned = end_local.to_zoned(tz).map_err(|_| range())?;
-    Ok(Some(Timestamp::from_millis(
-        zoned.timestamp().as_millisecond(),
-    )))
+    // In a daylight-saving gap, the first instant after it. In a repeated
+    // hour, the end that is still ahead: at 01:15 after the clocks went
+    // back, quiet hours ending at 01:30 end at the second 01:30.
+    let earlier = end_local.to_zoned(tz.clone()).map_err(|_| range())?;
+    let mut until = earlier.timestamp().as_millisecond();
+    if until <= at.as_millis() {
+        let later = tz
+            .to_ambiguous_zoned(end_local)
+            .later()
+            .map_err(|_| range())?;
+        until = later.timestamp().as_millisecond();
+    }
+    Ok(Some(Timestamp::from_millis(until.max(at.as_millis() + 1))))
 }
 
 #[cfg(test)]
@@ -440,6 +448,20 @@ mod tests {
             quiet_until(ts("2026-01-01T12:00:00Z"), "UTC", quiet(5, 5)).unwrap(),
             None
         );
+    }
+
+    /// After the clocks go back, an end time in the repeated hour is the
+    /// one still ahead, never one in the past.
+    #[test]
+    fn quiet_hours_ending_in_a_repeated_hour_end_ahead() {
+        // 2026-11-01 in New York: 01:00-01:59 happens twice; 06:15Z is
+        // 01:15 EST, the second time round.
+        let q = quiet(22 * 60, 90);
+        let until = quiet_until(ts("2026-11-01T06:15:00Z"), "America/New_York", q).unwrap();
+        assert_eq!(until, Some(ts("2026-11-01T06:30:00Z")));
+        // The first time round (01:15 EDT, 05:15Z) they end at 01:30 EDT.
+        let until = quiet_until(ts("2026-11-01T05:15:00Z"), "America/New_York", q).unwrap();
+        assert_eq!(until, Some(ts("2026-11-01T05:30:00Z")));
     }
 
     #[test]

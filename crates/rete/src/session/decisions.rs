@@ -17,8 +17,8 @@ struct Entry {
     facts: Range<u32>,
     branch: Option<Arc<str>>,
     time: Timestamp,
-    /// How many decisions before this one its firing's first was made.
-    firing_back: u32,
+    /// The firing that made it.
+    firing: u64,
     /// What the host said beyond "done", as an index into
     /// `DecisionLog::outcomes` plus one; 0 for a plain "done". Most
     /// decisions are plain, so they carry no status or details inline.
@@ -45,8 +45,10 @@ pub(crate) struct DecisionLog {
     detail_names: Vec<Arc<str>>,
     detail_values: Vec<Value>,
     next_seq: u64,
-    /// The first decision of the firing under way, once it has made one.
-    firing: Option<u64>,
+    /// The firing under way; firings are numbered from 1.
+    firing: u64,
+    /// The highest firing number given.
+    highest: u64,
 }
 
 impl DecisionLog {
@@ -59,7 +61,6 @@ impl DecisionLog {
         time: Timestamp,
     ) -> usize {
         self.next_seq += 1;
-        let firing = *self.firing.get_or_insert(self.next_seq);
         let a = self.values.len() as u32;
         self.values.extend(args);
         let f = self.facts.len() as u32;
@@ -72,7 +73,7 @@ impl DecisionLog {
             facts: f..self.facts.len() as u32,
             branch: None,
             time,
-            firing_back: u32::try_from(self.next_seq - firing).unwrap_or(u32::MAX),
+            firing: self.firing,
             outcome: 0,
             retry: false,
         });
@@ -80,10 +81,34 @@ impl DecisionLog {
     }
 
     /// Starts a new firing: the decisions pushed until the next call share
-    /// a firing number.
+    /// its number, which it returns.
     #[inline]
-    pub fn begin_firing(&mut self) {
-        self.firing = None;
+    pub fn begin_firing(&mut self) -> u64 {
+        self.highest += 1;
+        self.firing = self.highest;
+        self.firing
+    }
+
+    /// Goes on with firing `firing` (delayed actions of one firing that
+    /// run together).
+    pub fn continue_firing(&mut self, firing: u64) {
+        self.firing = firing;
+    }
+
+    /// The firing under way (the last one begun).
+    pub fn current_firing(&self) -> u64 {
+        self.firing
+    }
+
+    /// The highest firing number given so far.
+    pub fn firings(&self) -> u64 {
+        self.highest
+    }
+
+    /// Numbers firings on from `n` (after a restore).
+    pub fn set_firings(&mut self, n: u64) {
+        self.firing = n;
+        self.highest = n;
     }
 
     /// Marks decision `i` as a deferred decision decided again.
@@ -234,11 +259,12 @@ impl<'a> DecisionRef<'a> {
         self.details().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
-    /// The sequence number of the first decision made by the same rule
-    /// firing: decisions of one firing share it.
+    /// The number of the rule firing that made the decision: decisions of
+    /// one firing share it, and so do the delayed actions of one firing
+    /// that run at the same instant. A deferred decision decided again has
+    /// a number of its own.
     pub fn firing(&self) -> u64 {
-        let e = self.entry();
-        e.seq - u64::from(e.firing_back)
+        self.entry().firing
     }
 
     /// Whether this decides again a decision the host deferred.

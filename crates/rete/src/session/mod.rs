@@ -114,6 +114,13 @@ impl<'a> Memory<'a> {
             .map(|d| (d.ty, &d.values[..]))
     }
 
+    /// The values of a live fact, or of an aggregate binding (its `by`
+    /// values, then the aggregate's value), as [`DecisionRef::facts`] lists
+    /// them.
+    pub fn values(&self, id: FactId) -> Option<&'a [Value]> {
+        self.facts.get(id).map(|d| &d.values[..])
+    }
+
     /// The live facts of fact type `ty` (one with a key field; events are
     /// not indexed) whose key is `key`, in the order they were inserted.
     pub fn by_key(&self, ty: TypeId, key: &Value) -> impl Iterator<Item = (FactId, &'a [Value])> {
@@ -228,6 +235,9 @@ struct State<H> {
     /// While events expire: aggregate groups to recompute afterwards.
     agg_dirty: Option<Vec<(BetaId, u64, u64)>>,
     pending: PendingActions,
+    /// The (origin firing, due time) of the last delayed action run, and
+    /// the firing number it ran under.
+    delayed_firing: Option<(u64, Timestamp, u64)>,
     /// Set while timers run: matches that end then end by time alone.
     by_time: bool,
 }
@@ -329,6 +339,7 @@ impl<H: Host> Session<H> {
             expiry: ExpiryQueues::new(&net.type_horizons),
             agg_dirty: None,
             pending: PendingActions::default(),
+            delayed_firing: None,
             by_time: false,
         };
         let root = state.tokens.add(0, NONE, FactId::NONE, 0, FactId::NONE);
@@ -1773,7 +1784,17 @@ impl<H: Host> State<H> {
     /// Runs a delayed action at its due time.
     fn run_delayed(&mut self, net: &Network, p: Pending) -> Result<(), SessionError> {
         let rule = p.rule as usize;
-        self.decisions.begin_firing();
+        // The delayed actions of one firing that fall due together run as
+        // one firing again.
+        match self.delayed_firing {
+            Some((origin, due, firing)) if origin == p.origin && due == p.due => {
+                self.decisions.continue_firing(firing)
+            }
+            _ => {
+                let firing = self.decisions.begin_firing();
+                self.delayed_firing = Some((p.origin, p.due, firing));
+            }
+        }
         let fail = |error| SessionError::Action {
             rule: net.rules.rules()[rule].name.to_string(),
             error,
@@ -2009,6 +2030,7 @@ impl<H: Host> State<H> {
                     rule: rule as u32,
                     action: emit,
                     retry: true,
+                    origin: self.decisions.current_firing(),
                     values: self.decisions.values(i).into(),
                     slots: SmallVec::from_slice(slots),
                     watch: None,
@@ -2187,6 +2209,7 @@ impl<H: Host> State<H> {
                         rule: rule as u32,
                         action: *action,
                         retry: false,
+                        origin: self.decisions.current_firing(),
                         values,
                         slots: SmallVec::from_slice(slots),
                         watch: if *recheck { watch } else { None },

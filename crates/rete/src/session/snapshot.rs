@@ -168,6 +168,7 @@ struct PendingData {
     rule: u32,
     action: u32,
     retry: bool,
+    origin: u64,
     values: Vec<Stored>,
     slots: Vec<StoredBound>,
     /// The match whose end by a change of facts cancels the action.
@@ -187,6 +188,9 @@ struct Body {
     pending: Vec<PendingData>,
     group_fired: Vec<(u32, FactId)>,
     decision_seq: u64,
+    /// The highest firing number given, so that firings after a restore
+    /// never take the number of one that scheduled a pending action.
+    firings: u64,
     counters: (u64, u64, u64, u64, u64),
     rule_firings: Vec<u64>,
 }
@@ -255,6 +259,7 @@ impl<H: Host> Session<H> {
                 rule: p.rule,
                 action: p.action,
                 retry: p.retry,
+                origin: p.origin,
                 values: stored(&p.values),
                 slots: p.slots.iter().map(|&f| (&st.bound(f)).into()).collect(),
                 watch: p
@@ -288,6 +293,7 @@ impl<H: Host> Session<H> {
             pending,
             group_fired: st.group_fired.iter().copied().collect(),
             decision_seq: st.decisions.next_seq(),
+            firings: st.decisions.firings(),
             counters: (
                 c.alpha_tests,
                 c.firings,
@@ -448,6 +454,7 @@ impl<H: Host> Session<H> {
                 rule: p.rule,
                 action: p.action,
                 retry: p.retry,
+                origin: p.origin,
                 values: loaded(p.values).into_boxed_slice(),
                 slots,
                 watch,
@@ -456,6 +463,7 @@ impl<H: Host> Session<H> {
         }
         st.group_fired = body.group_fired.into_iter().collect();
         st.decisions.set_next_seq(body.decision_seq);
+        st.decisions.set_firings(body.firings);
         let c = body.counters;
         st.counters = super::Counters {
             alpha_tests: c.0,

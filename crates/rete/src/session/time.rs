@@ -144,6 +144,8 @@ pub(crate) struct Pending {
     pub action: u32,
     /// Whether this decides a deferred decision again.
     pub retry: bool,
+    /// The firing that scheduled it.
+    pub origin: u64,
     /// Argument or field values, computed when the rule fired.
     pub values: Box<[Value]>,
     /// The facts of the match that scheduled it.
