@@ -1998,31 +1998,7 @@ impl<H: Host> State<H> {
             facts: &self.facts,
             keys: &self.keys,
         };
-        let outcome = self.host.decide(self.decisions.get(net, i), memory);
-        if outcome.status.is_done()
-            && outcome.branch.is_none()
-            && outcome.details.is_empty()
-            && outcome.effects.is_empty()
-        {
-            // The common answer: carried out, nothing to record or run.
-            return Ok(());
-        }
-        self.follow_outcome(net, rule, i, emit, branches, slots, watch, outcome)
-    }
-
-    /// The rest of [`State::decide`], for an outcome with something in it.
-    #[allow(clippy::too_many_arguments)]
-    fn follow_outcome(
-        &mut self,
-        net: &Network,
-        rule: usize,
-        i: usize,
-        emit: u32,
-        branches: &[(Arc<str>, Vec<CAction>)],
-        slots: &[FactId],
-        watch: Option<(u32, u32)>,
-        mut outcome: Outcome,
-    ) -> Result<(), FactError> {
+        let mut outcome = self.host.decide(self.decisions.get(net, i), memory);
         if let Status::Deferred(until) = outcome.status {
             if until > self.now {
                 let id = self.pending.add(Pending {
