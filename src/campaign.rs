@@ -186,7 +186,7 @@ pub struct CampaignHost {
     primitives: Arc<Primitives>,
     net: Arc<Network>,
     segments: Segments,
-    /// Audience index in `segments.names()` by [`SetId`].
+    /// The audience each membership set of the network names, by [`SetId`].
     set_names: Vec<Arc<str>>,
     functions: Vec<Option<Function>>,
     /// Providers by (type, context) position.
@@ -414,7 +414,16 @@ impl Host for CampaignHost {
         };
         match key {
             Value::Str(s) => self.segments.is_member(name, s),
-            Value::Int(i) => self.segments.is_member(name, &i.to_string()),
+            // Audiences hold ids as text: the int 42 is the id "42". Written
+            // on the stack, as this runs for every fact an audience test sees.
+            Value::Int(i) => {
+                use std::io::Write;
+                let mut buf = [0u8; 20];
+                let mut w = &mut buf[..];
+                let _ = write!(w, "{i}");
+                let len = 20 - w.len();
+                std::str::from_utf8(&buf[..len]).is_ok_and(|id| self.segments.is_member(name, id))
+            }
             _ => false,
         }
     }

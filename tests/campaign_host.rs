@@ -397,3 +397,35 @@ fn an_unknown_profile_zone_counts_as_utc() {
         ]
     );
 }
+
+/// Audiences hold ids as text: an int field tests as its decimal text,
+/// the most negative int included.
+#[test]
+fn int_ids_are_tested_as_their_text() {
+    let rules = Ruleset::from_str(
+        "ints.nudge",
+        r#"
+        event seen { key uid: int  time at: timestamp }
+        audience vip
+        rule vip_seen { when s: seen(uid in audience vip) then tag(uid: s.uid) }
+        action tag(uid: int)
+    "#,
+    )
+    .unwrap();
+    let mut s = rules.session();
+    s.host_mut()
+        .load_audience("vip", ["42", "-9223372036854775808"])
+        .unwrap();
+    let seen = rules.type_id("seen").unwrap();
+    for uid in [42, 43, i64::MIN] {
+        let at = Value::Timestamp(nudge::Timestamp::from_millis(0));
+        s.insert(seen, vec![Value::Int(uid), at]).unwrap();
+    }
+    s.fire().unwrap();
+    let mut tagged: Vec<String> = s
+        .decisions()
+        .map(|d| d.arg("uid").unwrap().to_string())
+        .collect();
+    tagged.sort();
+    assert_eq!(tagged, ["-9223372036854775808", "42"]);
+}

@@ -438,9 +438,10 @@ impl<H: Host> Session<H> {
     }
 
     /// Inserts a fact of type `ty` with one value per declared field
-    /// (`Value::Null` for a missing optional field). A wrong value, or an
-    /// event later than the lateness allows, is an error and leaves the
-    /// session unchanged.
+    /// (`Value::Null` for a missing optional field). The fields of the
+    /// type's contexts are filled by the host first ([`Host::provide`]). A
+    /// wrong value, a provider's error, or an event later than the lateness
+    /// allows, is an error and leaves the session unchanged.
     pub fn insert(&mut self, ty: TypeId, mut values: Vec<Value>) -> Result<FactId, FactError> {
         self.follow_system_clock();
         self.state.provide(&self.net, ty, &mut values)?;
