@@ -33,14 +33,17 @@ fn s19_lifecycle_rules() {
 }
 
 /// S20: a first order over 100 gets the coupon (1000 in stock, ids in
-/// issue order) and a push; a user unreachable on push gets the SMS with
-/// `push: unreachable` skipped; one opted out of push and unreachable on
-/// SMS keeps the coupon but the message is suppressed `unreachable`.
-/// Orders of 100 exactly, later orders, and a first order over 100 after a
-/// smaller one earn nothing. The host delivering u1's order twice re-fires
-/// the rule: the coupon is suppressed `already_issued` with the first
-/// coupon's id, but the campaign sets no per-user limit, so the push goes
-/// out again.
+/// issue order) and, on its `issued` branch, a push; a user unreachable on
+/// push gets the SMS with `push: unreachable` skipped; one opted out of push
+/// and unreachable on SMS keeps the coupon but the message is suppressed
+/// `unreachable`. Orders of 100 exactly, later orders, and a first order
+/// over 100 after a smaller one earn nothing, also a year on, when the
+/// earlier orders are past the rule's 365-day `before` window (they would
+/// be past a window measured back from the clock, and those later orders
+/// would count as first then). The host delivering u1's order twice
+/// re-fires the rule, and so does u1's order more than 365 days after the
+/// last: the coupon is suppressed `already_issued` with the first coupon's
+/// id, and no message is sent.
 #[test]
 fn s20_first_order_coupon_chain() {
     scenario("s20");

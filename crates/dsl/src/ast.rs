@@ -462,6 +462,8 @@ impl Cond {
 pub enum Qualifier {
     /// `after b`
     After(Ident, Span),
+    /// `before b` (with a `within`, which says how long before)
+    Before(Ident, Span),
     /// `within 10m`
     Within(Duration, Span),
 }
@@ -470,7 +472,7 @@ impl Qualifier {
     /// Where.
     pub fn span(&self) -> Span {
         match self {
-            Qualifier::After(_, s) | Qualifier::Within(_, s) => *s,
+            Qualifier::After(_, s) | Qualifier::Before(_, s) | Qualifier::Within(_, s) => *s,
         }
     }
 }
@@ -484,7 +486,7 @@ pub struct PatternAst {
     pub ty: Ident,
     /// Tests inside the parentheses (all must hold).
     pub tests: Vec<Expr>,
-    /// `after` / `within`, in the order written.
+    /// `after` / `before` / `within`, in the order written.
     pub qualifiers: Vec<Qualifier>,
     /// Where.
     pub span: Span,

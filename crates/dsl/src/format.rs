@@ -678,6 +678,10 @@ fn pattern(s: &mut String, p: &PatternAst) {
                 s.push_str(" after ");
                 s.push_str(&b.name);
             }
+            Qualifier::Before(b, _) => {
+                s.push_str(" before ");
+                s.push_str(&b.name);
+            }
             Qualifier::Within(d, _) => {
                 let _ = write!(s, " within {d}");
             }

@@ -271,6 +271,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_when => "`when`",
         Rule::kw_then => "`then`",
         Rule::kw_after => "`after`",
+        Rule::kw_before | Rule::before_q => "`before`",
         Rule::kw_within | Rule::within_q => "`within`",
         Rule::kw_by | Rule::agg_by => "`by`",
         Rule::kw_audience => "`audience`",
@@ -316,7 +317,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::pattern => "a pattern such as `order_paid(amount > 100)`",
         Rule::not_ce => "`not`",
         Rule::exists_ce => "`exists`",
-        Rule::qualifier | Rule::after_q => "`after` or `within`",
+        Rule::qualifier | Rule::after_q => "`after`, `before` or `within`",
         Rule::aggregate_ce | Rule::agg_fn => "an aggregate such as `count(...)`",
         Rule::agg_having | Rule::agg_cmp => "a comparison",
         Rule::expr | Rule::prefix | Rule::primary | Rule::neg => "an expression",
@@ -1024,7 +1025,9 @@ impl Cx<'_> {
                 Rule::binding => binding = Some(self.ident(q.into_inner().next()?)),
                 Rule::ident => ty = Some(self.ident(q)),
                 Rule::expr => tests.push(self.expr(q)?),
-                Rule::after_q | Rule::within_q => qualifiers.push(self.qualifier(q)?),
+                Rule::after_q | Rule::before_q | Rule::within_q => {
+                    qualifiers.push(self.qualifier(q)?)
+                }
                 _ => {}
             }
         }
@@ -1039,12 +1042,12 @@ impl Cx<'_> {
 
     fn qualifier(&mut self, q: Pair<'_, Rule>) -> Option<Qualifier> {
         let span = self.span(&q);
-        let is_after = q.as_rule() == Rule::after_q;
+        let rule = q.as_rule();
         let arg = q.into_inner().nth(1)?;
-        Some(if is_after {
-            Qualifier::After(self.ident(arg), span)
-        } else {
-            Qualifier::Within(self.duration(&arg).unwrap_or(Duration::ZERO), span)
+        Some(match rule {
+            Rule::after_q => Qualifier::After(self.ident(arg), span),
+            Rule::before_q => Qualifier::Before(self.ident(arg), span),
+            _ => Qualifier::Within(self.duration(&arg).unwrap_or(Duration::ZERO), span),
         })
     }
 

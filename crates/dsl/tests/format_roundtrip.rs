@@ -27,6 +27,7 @@ const RESERVED: &[&str] = &[
     "when",
     "then",
     "after",
+    "before",
     "within",
     "by",
     "true",
@@ -258,6 +259,7 @@ fn expr() -> impl Strategy<Value = Expr> {
 fn qualifier() -> impl Strategy<Value = Qualifier> {
     prop_oneof![
         ident().prop_map(|i| Qualifier::After(i, Span::default())),
+        ident().prop_map(|i| Qualifier::Before(i, Span::default())),
         duration().prop_map(|d| Qualifier::Within(d, Span::default())),
     ]
 }
@@ -983,6 +985,10 @@ impl Writer<'_> {
             match q {
                 Qualifier::After(b, _) => {
                     self.tok("after");
+                    self.tok(&b.name);
+                }
+                Qualifier::Before(b, _) => {
+                    self.tok("before");
                     self.tok(&b.name);
                 }
                 Qualifier::Within(d, _) => {

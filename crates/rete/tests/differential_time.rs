@@ -100,8 +100,9 @@ struct PatSpec {
     join: Option<JoinSpec>,
 }
 
-/// A time qualifier: `kind` picks plain, `within D`, `after s within D` or
-/// `after s`, as the condition allows; `d` is 1 to 8 ms.
+/// A time qualifier: `kind` picks plain, `within D`, `after s within D`,
+/// `after s` or `before s within D`, as the condition allows; `d` is 1 to
+/// 8 ms.
 #[derive(Debug, Clone, Copy)]
 struct WinSpec {
     kind: u8,
@@ -485,25 +486,33 @@ impl Builder {
         let within = Some(ms(w.d));
         // Choices, by condition kind: 0 plain, 1 within, 2 after-within, 3
         // after (for a `not`: an absence that never closes, true while no
-        // blocker came after `s`).
+        // blocker came after `s`), 4 before-within.
         let choice = match kind {
-            0 => [0, 0, 0, 1, 1, 1, 2, 2, 3][w.kind as usize % 9],
-            1 => [0, 1, 1, 1, 2, 2, 2, 2, 3, 3][w.kind as usize % 10],
-            _ => [0, 1, 1, 1, 2, 2, 3][w.kind as usize % 7],
+            0 => [0, 0, 0, 1, 1, 1, 2, 2, 3, 4, 4][w.kind as usize % 11],
+            1 => [0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 4, 4][w.kind as usize % 12],
+            _ => [0, 1, 1, 1, 2, 2, 3, 4][w.kind as usize % 8],
         };
         match (choice, after) {
             (0, _) => Window::default(),
             (2, Some(s)) => Window {
                 within,
                 after: Some(s),
+                before: None,
             },
             (3, Some(s)) => Window {
                 within: None,
                 after: Some(s),
+                before: None,
+            },
+            (4, Some(s)) => Window {
+                within,
+                after: None,
+                before: Some(s),
             },
             _ => Window {
                 within,
                 after: None,
+                before: None,
             },
         }
     }
@@ -1554,6 +1563,7 @@ fn absence_conditions(a: TypeId, b: TypeId) -> Vec<Condition> {
         Condition::Not(Pattern::new(b).test(same_k()).window(Window {
             within: Some(Duration::from_millis(5)),
             after: Some(slot(0)),
+            before: None,
         })),
     ]
 }
@@ -1649,6 +1659,7 @@ fn within_window_exit_unblocks_a_not() {
                 vec![Condition::Not(Pattern::new(b).window(Window {
                     within: Some(Duration::from_millis(5)),
                     after: None,
+                    before: None,
                 }))]
             },
             vec![hit("quiet")],
@@ -1682,10 +1693,12 @@ fn late_event_is_refused_and_changes_nothing() {
                 Condition::Pattern(Pattern::new(a).window(Window {
                     within: Some(Duration::from_millis(8)),
                     after: None,
+                    before: None,
                 })),
                 Condition::Not(Pattern::new(b).test(same_k()).window(Window {
                     within: Some(Duration::from_millis(8)),
                     after: None,
+                    before: None,
                 })),
             ]
         },
@@ -1737,6 +1750,7 @@ fn delayed_actions_cancel_only_on_changes() {
                     Condition::Pattern(Pattern::new(a).window(Window {
                         within: Some(Duration::from_millis(1)),
                         after: None,
+                        before: None,
                     })),
                     Condition::Not(Pattern::new(b).test(same_k())),
                 ]
@@ -1775,6 +1789,7 @@ fn within(d: i64) -> Window {
     Window {
         within: Some(Duration::from_millis(d)),
         after: None,
+        before: None,
     }
 }
 
@@ -1820,6 +1835,7 @@ fn absence_without_within_holds_until_a_blocker_comes_after() {
                     Condition::Not(Pattern::new(b).test(same_k()).window(Window {
                         within: None,
                         after: Some(slot(0)),
+                        before: None,
                     })),
                 ]
             },

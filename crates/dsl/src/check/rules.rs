@@ -79,7 +79,7 @@ pub(crate) fn check_rule(
                 }
             };
             let is_event = env.schema.get(p.ty).kind() == FactKind::Event;
-            if is_event && p.window.after.is_none() {
+            if is_event && p.window.after.is_none() && p.window.before.is_none() {
                 events.push((span, p.ty));
             }
             conditions.push(lowered);
@@ -353,6 +353,7 @@ impl RuleCx<'_> {
 
     fn window(&mut self, ty: TypeId, name: &Ident, qualifiers: &[Qualifier]) -> Option<Window> {
         let mut window = Window::default();
+        let mut before_span = None;
         let mut ok = true;
         if let Some(q) = qualifiers.first() {
             if self.env.schema.get(ty).kind() != FactKind::Event {
@@ -361,7 +362,7 @@ impl RuleCx<'_> {
                         ErrorKind::BadTime,
                         q.span(),
                         format!(
-                            "`{}` is a fact: it has no time for `after` or `within`",
+                            "`{}` is a fact: it has no time for `after`, `before` or `within`",
                             name.name
                         ),
                         "not an event",
@@ -397,14 +398,24 @@ impl RuleCx<'_> {
                         window.within = Some(*d);
                     }
                 }
-                Qualifier::After(b, span) => {
-                    if window.after.is_some() {
-                        self.diags.push(Diagnostic::new(
-                            ErrorKind::BadTime,
-                            *span,
-                            "`after` is given twice".to_string(),
-                            "repeated",
-                        ));
+                Qualifier::After(b, span) | Qualifier::Before(b, span) => {
+                    let (word, other) = match q {
+                        Qualifier::After(..) => ("after", "before"),
+                        _ => ("before", "after"),
+                    };
+                    if window.after.is_some() || window.before.is_some() {
+                        let (message, label) = if (word == "after") == window.after.is_some() {
+                            (format!("`{word}` is given twice"), "repeated")
+                        } else {
+                            (
+                                format!(
+                                    "a pattern is `{other}` one event or `{word}` one, not both"
+                                ),
+                                "one or the other",
+                            )
+                        };
+                        self.diags
+                            .push(Diagnostic::new(ErrorKind::BadTime, *span, message, label));
                         ok = false;
                         continue;
                     }
@@ -412,14 +423,19 @@ impl RuleCx<'_> {
                         Some((slot, Shape::Fact { ty }))
                             if self.env.schema.get(ty).kind() == FactKind::Event =>
                         {
-                            window.after = Some(slot)
+                            if word == "after" {
+                                window.after = Some(slot);
+                            } else {
+                                window.before = Some(slot);
+                                before_span = Some((*span, b.name.clone()));
+                            }
                         }
                         Some((_, Shape::Poison)) => ok = false,
                         Some(_) => {
                             self.diags.push(Diagnostic::new(
                                 ErrorKind::BadTime,
                                 b.span,
-                                format!("`after {}` needs an event binding", b.name),
+                                format!("`{word} {}` needs an event binding", b.name),
                                 "not an event",
                             ));
                             ok = false;
@@ -437,6 +453,20 @@ impl RuleCx<'_> {
                     }
                 }
             }
+        }
+        // `before` without a window would keep every event for ever, in
+        // case a later one needs it.
+        if let (Some((span, name)), None) = (before_span, window.within) {
+            self.diags.push(
+                Diagnostic::new(
+                    ErrorKind::BadTime,
+                    span,
+                    format!("`before {name}` needs a window: how long before `{name}` to look"),
+                    "no window",
+                )
+                .help(format!("write e.g. `before {name} within 30d`")),
+            );
+            ok = false;
         }
         ok.then_some(window)
     }

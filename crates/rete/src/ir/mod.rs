@@ -80,16 +80,32 @@ impl RuleId {
 )]
 pub struct Window {
     /// The event happened at most this long ago; with `after`, at most this
-    /// long after the `after` event.
+    /// long after the `after` event; with `before`, at most this long before
+    /// the `before` event.
     pub within: Option<Duration>,
     /// The event happened after the event bound at this slot.
     pub after: Option<Slot>,
+    /// The event happened before the event bound at this slot (at most
+    /// `within` before it, which is then required). At most one of `after`
+    /// and `before` is set.
+    pub before: Option<Slot>,
 }
 
 impl Window {
     /// Whether the window constrains nothing.
     pub fn is_unbounded(&self) -> bool {
-        self.within.is_none() && self.after.is_none()
+        self.within.is_none() && self.after.is_none() && self.before.is_none()
+    }
+
+    /// The window the clock bounds: a `within` that is not measured back
+    /// from a `before` event. A `before` window is measured from an event
+    /// the rule has already matched, so it adds nothing to how long the
+    /// rule's other events must be seen.
+    pub fn clock_span(&self) -> Option<Duration> {
+        match self.before {
+            Some(_) => None,
+            None => self.within,
+        }
     }
 }
 
@@ -314,7 +330,8 @@ pub enum Action {
 
 impl Rule {
     /// How far back the rule looks: its longest window (of a pattern or an
-    /// aggregate) plus its longest delayed action, plus 1 ms so that the
+    /// aggregate; `before` windows, measured back from a matched event, do
+    /// not count) plus its longest delayed action, plus 1 ms so that the
     /// instant just after a window, when what the window decides is decided,
     /// still sees the rule's events. Event patterns without a window of their
     /// own see the events of this span (see `docs/time.md`); 0 when the rule
@@ -323,7 +340,9 @@ impl Rule {
         let mut span = Duration::ZERO;
         for c in &self.conditions {
             let d = match c {
-                Condition::Pattern(p) | Condition::Not(p) | Condition::Exists(p) => p.window.within,
+                Condition::Pattern(p) | Condition::Not(p) | Condition::Exists(p) => {
+                    p.window.clock_span()
+                }
                 Condition::Aggregate(a) => a.within,
                 Condition::Test(_) => None,
             };

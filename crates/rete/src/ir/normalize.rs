@@ -689,6 +689,7 @@ mod tests {
             Pattern::new(fx.profile).window(Window {
                 within: Some(nudge_core::Duration::from_secs(60)),
                 after: None,
+                before: None,
             }),
         ));
         assert!(matches!(

@@ -371,12 +371,27 @@ fn check_pattern(rules: &RuleSet, earlier: &[SlotShape], p: &Pattern) -> Result<
             rules.schema().get(p.ty).name()
         )));
     }
-    if let Some(s) = p.window.after {
+    for (word, slot) in [("after", p.window.after), ("before", p.window.before)] {
+        let Some(s) = slot else { continue };
         match earlier.get(s.index()) {
             Some(SlotShape::Fact(ty)) if is_event(*ty) => {}
-            Some(_) => return Err(Problem::Shape("`after` must name an event binding".into())),
+            Some(_) => {
+                return Err(Problem::Shape(format!(
+                    "`{word}` must name an event binding"
+                )))
+            }
             None => return Err(Problem::Dangling(format!("slot {}", s.index()))),
         }
+    }
+    if p.window.after.is_some() && p.window.before.is_some() {
+        return Err(Problem::Shape(
+            "a pattern is `after` one event or `before` one, not both".into(),
+        ));
+    }
+    if p.window.before.is_some() && p.window.within.is_none() {
+        return Err(Problem::Shape(
+            "`before` needs `within`: how long before".into(),
+        ));
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use super::{
     AggSpec, AlphaNet, BetaId, BetaKind, BetaNode, CAction, EmitInfo, Input, Network, TimeSpec,
 };
-use crate::ir::{reads_clock, Action, Arg, Condition, Expr, Pattern, RuleId, RuleSet};
+use crate::ir::{reads_clock, Action, Arg, Condition, Expr, Pattern, RuleId, RuleSet, Slot};
 use nudge_core::{Duration, FactKind, Value, ValueType};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
@@ -50,10 +50,18 @@ pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
             let kind = match c {
                 Condition::Pattern(p) | Condition::Not(p) | Condition::Exists(p) => {
                     let time = time_spec(&rules, p, horizon);
-                    let retention = match (time.horizon, time.after) {
-                        (Some(h), _) => Some(h),
-                        (None, Some((s, _))) => slot_retention.get(s.index()).copied().flatten(),
-                        (None, None) => None,
+                    let of = |s: Slot| slot_retention.get(s.index()).copied().flatten();
+                    let retention = match (time.horizon, time.after, time.before) {
+                        (Some(h), ..) => Some(h),
+                        // Later than the event at `s`: kept while it is.
+                        (None, Some((s, _)), _) => of(s),
+                        // Up to `d` earlier than the event at `s`: kept `d`
+                        // longer than it, so that it is there for as long
+                        // as that event can still match.
+                        (None, None, Some((s, d))) => of(s).map(|r| {
+                            Duration::from_millis(r.as_millis().saturating_add(d.as_millis()))
+                        }),
+                        (None, None, None) => None,
                     };
                     if is_event(&rules, p) {
                         b.retain(p.ty, retention.unwrap_or(Duration::ZERO));
@@ -76,6 +84,7 @@ pub(super) fn compile(mut rules: RuleSet) -> Result<Network, CompileError> {
                             None
                         },
                         after: None,
+                        before: None,
                     };
                     if let Some(h) = time.horizon {
                         b.retain(a.source.ty, h);
@@ -231,18 +240,22 @@ fn time_spec(rules: &RuleSet, p: &Pattern, horizon: Duration) -> TimeSpec {
     if !is_event(rules, p) {
         return TimeSpec::default();
     }
-    match (p.window.after, p.window.within) {
-        (Some(s), within) => TimeSpec {
-            horizon: None,
+    match (p.window.after, p.window.before, p.window.within) {
+        (Some(s), _, within) => TimeSpec {
             after: Some((s, within)),
+            ..TimeSpec::default()
         },
-        (None, Some(d)) => TimeSpec {
+        (None, Some(s), Some(d)) => TimeSpec {
+            before: Some((s, d)),
+            ..TimeSpec::default()
+        },
+        (None, _, Some(d)) => TimeSpec {
             horizon: Some(d),
-            after: None,
+            ..TimeSpec::default()
         },
-        (None, None) => TimeSpec {
+        (None, _, None) => TimeSpec {
             horizon: Some(horizon),
-            after: None,
+            ..TimeSpec::default()
         },
     }
 }

@@ -57,11 +57,14 @@ pub(crate) struct EmitInfo {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub(crate) struct TimeSpec {
     /// An event takes part while `time >= watermark - horizon`; `None` for
-    /// facts and for `after` patterns, which no clock bounds.
+    /// facts and for `after` and `before` patterns, which no clock bounds.
     pub horizon: Option<Duration>,
     /// `after slot [within D]`: the event comes after the one bound at
     /// `slot`, and at most `D` after it.
     pub after: Option<(Slot, Option<Duration>)>,
+    /// `before slot within D`: the event comes before the one bound at
+    /// `slot`, and at most `D` before it.
+    pub before: Option<(Slot, Duration)>,
 }
 
 impl TimeSpec {

@@ -406,7 +406,7 @@ impl<H: Host> Session<H> {
     /// // o: order_created()  not order_paid(order_id == o.order_id) after o within 10m
     /// let unpaid = Pattern::new(paid)
     ///     .test(Expr::own(id).eq(Expr::bound(Slot::new(0), id)))
-    ///     .window(Window { within: Some("10m".parse()?), after: Some(Slot::new(0)) });
+    ///     .window(Window { within: Some("10m".parse()?), after: Some(Slot::new(0)), before: None });
     /// rules.add_rule(Rule::new("unpaid")
     ///     .when(Condition::Pattern(Pattern::new(created)))
     ///     .when(Condition::Not(unpaid))
@@ -833,6 +833,14 @@ impl<H: Host> State<H> {
                 return false;
             }
             if within.is_some_and(|w| data.time > plus(o.time, w)) {
+                return false;
+            }
+        }
+        if let Some((s, within)) = input.time.before {
+            let Some(o) = self.facts.get(self.slot_fact(net, token, sd, s)) else {
+                return false;
+            };
+            if (data.time, data.order) >= (o.time, o.order) || plus(data.time, within) < o.time {
                 return false;
             }
         }

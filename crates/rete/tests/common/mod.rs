@@ -153,6 +153,9 @@ pub fn pattern_text(p: &Pattern, name: &str, join_mark: &str) -> String {
     if let Some(s) = p.window.after {
         let _ = write!(out, " after ${}", s.index());
     }
+    if let Some(s) = p.window.before {
+        let _ = write!(out, " before ${}", s.index());
+    }
     if let Some(d) = p.window.within {
         let _ = write!(out, " within {}ms", d.as_millis());
     }

@@ -79,13 +79,20 @@ pub struct World {
 }
 
 /// The rule's horizon `H`: the longest `within` written in its conditions
+/// (but not the windows of `before` patterns, measured from a bound event)
 /// plus the longest delay of its delayed actions, plus 1 ms when that sum
 /// is not 0 (the instant just after a window still sees the rule's events).
 pub fn horizon(rule: &Rule) -> i64 {
     let mut within = 0;
     for c in &rule.conditions {
         let w = match c {
-            Condition::Pattern(p) | Condition::Not(p) | Condition::Exists(p) => p.window.within,
+            Condition::Pattern(p) | Condition::Not(p) | Condition::Exists(p) => {
+                if p.window.before.is_some() {
+                    None
+                } else {
+                    p.window.within
+                }
+            }
             Condition::Aggregate(a) => a.within,
             Condition::Test(_) => None,
         };
@@ -254,17 +261,25 @@ impl World {
         let Some(t) = item.time else {
             return true;
         };
-        match p.window.after {
-            Some(s) => {
-                let Some(Binding::Item(s)) = partial.get(s.index()) else {
-                    return false;
-                };
-                let Some(ts) = s.time else {
+        let bound = |s: Slot| match partial.get(s.index()) {
+            Some(Binding::Item(s)) => s.time.map(|ts| (*s, ts)),
+            _ => None,
+        };
+        match (p.window.after, p.window.before) {
+            (Some(s), _) => {
+                let Some((s, ts)) = bound(s) else {
                     return false;
                 };
                 comes_after(item, s) && p.window.within.is_none_or(|d| t <= ts + d.as_millis())
             }
-            None => {
+            (None, Some(s)) => {
+                let Some((s, ts)) = bound(s) else {
+                    return false;
+                };
+                let d = p.window.within.expect("`before` has a window");
+                comes_after(s, item) && t >= ts - d.as_millis()
+            }
+            (None, None) => {
                 let d = p.window.within.map_or(h, |d| d.as_millis());
                 t >= self.watermark() - d
             }
@@ -455,9 +470,15 @@ impl World {
             for c in &rule.conditions {
                 let (ty, back) = match c {
                     Condition::Pattern(p) | Condition::Not(p) | Condition::Exists(p) => {
-                        let back = match p.window.after {
-                            Some(s) => reach.get(s.index()).copied().flatten(),
-                            None => Some(p.window.within.map_or(h, |d| d.as_millis())),
+                        let of = |s: Slot| reach.get(s.index()).copied().flatten();
+                        let back = match (p.window.after, p.window.before) {
+                            (Some(s), _) => of(s),
+                            // Up to `D` before an event that reaches back
+                            // `r`: it is needed for `r + D`.
+                            (None, Some(s)) => {
+                                of(s).map(|r| r + p.window.within.map_or(0, |d| d.as_millis()))
+                            }
+                            (None, None) => Some(p.window.within.map_or(h, |d| d.as_millis())),
                         };
                         if matches!(c, Condition::Pattern(_)) {
                             reach.push(back);
