@@ -60,18 +60,22 @@ fn check_reports_an_unreadable_file() {
     assert!(text(&out.stderr).contains("cannot read `no/such/file.nudge`"));
 }
 
-fn scratch(name: &str, content: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nudge-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("rules.nudge");
+/// `rules.nudge` holding `content`, in a fresh directory of its own (no
+/// other test or process shares it), removed when the directory is dropped.
+fn scratch(name: &str, content: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("nudge-cli-{name}-"))
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("rules.nudge");
     std::fs::write(&path, content).unwrap();
-    path
+    (dir, path)
 }
 
 #[test]
 fn fmt_check_flags_unformatted_files_and_fmt_fixes_them() {
     let messy = "event e{key user_id:string}\nrule r{when x:e() then message(channel:\"sms\",template:\"t\",user:x.user_id)}\n";
-    let path = scratch("fmt", messy);
+    let (_dir, path) = scratch("fmt", messy);
     let p = path.to_str().unwrap();
     let out = nudge(&["fmt", "--check", p]);
     assert_eq!(out.status.code(), Some(1));
@@ -94,7 +98,7 @@ fn fmt_check_flags_unformatted_files_and_fmt_fixes_them() {
 #[test]
 fn fmt_leaves_files_with_syntax_errors_alone() {
     let broken = "rule r { when then }\n";
-    let path = scratch("broken", broken);
+    let (_dir, path) = scratch("broken", broken);
     let out = nudge(&["fmt", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("fix its syntax first"));
@@ -110,7 +114,7 @@ fn readme_quick_start_checks_as_written() {
         .nth(1)
         .expect("the quick start is in the README");
     let block = after.split("```").nth(1).expect("a code block follows");
-    let path = scratch("quickstart", block.trim_start_matches('\n'));
+    let (_dir, path) = scratch("quickstart", block.trim_start_matches('\n'));
     let out = nudge(&["check", path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
@@ -130,7 +134,7 @@ fn graph_json_shows_one_alpha_node_shared_by_two_rules() {
     let rules = "event order_paid { key user_id: string  amount: float }\n\
         rule a { when o: order_paid(amount > 100) then message(channel: \"push\", template: \"a\", user: o.user_id) }\n\
         rule b { when o: order_paid(amount > 100) then message(channel: \"sms\", template: \"b\", user: o.user_id) }\n";
-    let path = scratch("graph", rules);
+    let (_dir, path) = scratch("graph", rules);
     let out = nudge(&["graph", path.to_str().unwrap(), "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -152,7 +156,7 @@ fn graph_json_shows_one_alpha_node_shared_by_two_rules() {
 fn replay_prints_decisions_and_reports_bad_lines() {
     let rules = "event order_paid { key user_id: string  amount: float }\n\
         rule big { when o: order_paid(amount > 100) then message(channel: \"push\", template: \"thanks\", user: o.user_id) }\n";
-    let path = scratch("replay", rules);
+    let (_dir, path) = scratch("replay", rules);
     let events = path.with_file_name("events.jsonl");
     std::fs::write(
         &events,
@@ -202,7 +206,7 @@ fn replay_runs_the_clock_from_event_times_lateness_and_until() {
     let rules = "event order_created { key user_id: string  time at: timestamp  order_id: string }\n\
         event order_paid { key user_id: string  time at: timestamp  order_id: string }\n\
         rule unpaid {\n    when\n        o: order_created()\n        not order_paid(order_id == o.order_id) after o within 10m\n    then\n        message(channel: \"sms\", template: \"waiting\", user: o.user_id)\n}\n";
-    let path = scratch("replay-time", rules);
+    let (_dir, path) = scratch("replay-time", rules);
     let events = path.with_file_name("events.jsonl");
     std::fs::write(
         &events,

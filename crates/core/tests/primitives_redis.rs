@@ -31,54 +31,83 @@ enum Reply {
 struct Server {
     child: Child,
     conn: BufReader<UnixStream>,
-    socket: PathBuf,
+    /// The directory of its socket, made for it and removed with it.
+    dir: PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
+/// How long a private server may take to start or to answer: only a server
+/// that is stuck waits this long, so it is generous for a busy machine.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl Server {
     fn start() -> Option<Server> {
-        // A Unix socket of its own per server: tests running at once never
-        // meet on a port another picked.
+        // A Unix socket of its own per server, in a directory made for it
+        // (`create_dir` fails on a name taken, even by another process
+        // sharing the temporary directory): tests running at once never
+        // meet on a port or a socket another picked.
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let socket = std::env::temp_dir().join(format!(
-            "nudge-redis-{}-{}.sock",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_file(&socket);
-        let child = Command::new("redis-server")
+        let dir = loop {
+            let dir = std::env::temp_dir().join(format!(
+                "nudge-redis-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break dir,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => panic!("cannot make {}: {e}", dir.display()),
+            }
+        };
+        let socket = dir.join("redis.sock");
+        let mut child = match Command::new("redis-server")
             .args(["--port", "0", "--unixsocket"])
             .arg(&socket)
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .ok()?;
-        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        {
+            Ok(child) => child,
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return None;
+            }
+        };
+        // Waits for the socket as long as the server runs, up to `PATIENCE`:
+        // a loaded machine may take seconds to start it.
+        let deadline = Instant::now() + PATIENCE;
         let stream = loop {
             match UnixStream::connect(&socket) {
                 Ok(s) => break s,
-                Err(_) if Instant::now() < deadline => {
+                Err(e) => {
+                    let exited = child.try_wait().ok().flatten();
+                    if exited.is_some() || Instant::now() >= deadline {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        let _ = std::fs::remove_dir_all(&dir);
+                        match exited {
+                            Some(status) => panic!("redis-server exited ({status}): {e}"),
+                            None => panic!("redis-server did not start in {PATIENCE:?}: {e}"),
+                        }
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(50))
                 }
-                Err(e) => panic!("redis-server did not start: {e}"),
             }
         };
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
         let mut server = Server {
             child,
             conn: BufReader::new(stream),
-            socket,
+            dir,
         };
         assert_eq!(server.command(&[b"PING"]), Reply::Status("PONG".into()));
         Some(server)
@@ -291,10 +320,20 @@ fn run(ops: &[(Op, i64)], server: &mut Server) -> Result<(), TestCaseError> {
     assert_eq!(server.command(&[b"FLUSHALL"]), Reply::Status("OK".into()));
     let memory = MemoryStore::new();
     let keys = KeyLayout::default();
+    // The operations' clock starts an hour ahead of the real time and moves
+    // on by the steps drawn, so the server's own clock never reaches a key's
+    // expiry during the run: windows then end only where the scripts say
+    // (scores against the caller's `now`), as in the memory store. Started
+    // at the real time, a stall of the machine longer than a 700 ms window
+    // between two operations would let the server expire a counter (or
+    // delete it as a `PEXPIREAT` in its past is set) that the memory store
+    // still counts, and the two would disagree for no fault of the scripts.
+    // Expiry on the server's clock is `expired_records_are_gone_on_both`.
     let start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis() as i64;
+        .as_millis() as i64
+        + 3_600_000;
     let far = Timestamp::from_millis(start + 86_400_000);
     let mut now = start;
     for (i, (op, dt)) in ops.iter().enumerate() {
