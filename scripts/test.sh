@@ -67,7 +67,7 @@ fi
 pyenv=target/pyenv
 "$pyenv/bin/python" -c '' 2>/dev/null || python3 -m venv --clear "$pyenv"
 pip=("$pyenv/bin/python" -m pip --disable-pip-version-check -q)
-"${pip[@]}" install maturin pytest pydantic mypy pyroaring
+"${pip[@]}" install -r scripts/test-requirements.txt
 # The build backend runs the venv's maturin: put it first on the PATH.
 PATH="$PWD/$pyenv/bin:$PATH" "${pip[@]}" install --no-build-isolation --force-reinstall --no-deps ./crates/py
 "$pyenv/bin/python" -m pytest -q -p no:cacheprovider crates/py/tests
