@@ -524,3 +524,93 @@ action greet(user: string)
         vec![d("2026-11-23T03:30:00Z", "morning_in_kolkata", "k")]
     );
 }
+
+/// `before o within D`: the window is measured back from `o`, ends with
+/// it, includes its far end, and orders events of one millisecond by
+/// insertion; with lateness, the absence waits until no earlier event can
+/// still arrive, so a late earlier order still counts.
+#[test]
+fn a_first_order_is_first_before_its_own_time() {
+    let r = rules(
+        r#"
+rule first_order {
+    when
+        o: order_created()
+        not order_created(user_id == o.user_id, order_id != o.order_id) before o within 10s
+    then
+        reward(user: o.user_id, order: o.order_id)
+}
+action reward(user: string, order: string)
+"#,
+    );
+    let order = |user: &str, id: &str, at: &str| json!({"user_id": user, "order_id": id, "amount": 10.0, "at": at});
+    let orders = |s: &mut Session| -> Vec<(String, String)> {
+        let out = s
+            .decisions()
+            .map(|d| (d.time().to_string(), d.arg("order").unwrap().to_string()))
+            .collect();
+        s.clear_decisions();
+        out
+    };
+
+    let mut s = r.bare_session(SessionConfig::default());
+    s.advance_to(ts("2026-11-22T10:00:00Z")).unwrap();
+    // u1: the far end of the window is in; u2: 1 ms past it is out; u3: two
+    // orders of one millisecond, the one inserted first is the earlier.
+    for (user, id, at) in [
+        ("u1", "a1", "2026-11-22T10:00:00Z"),
+        ("u2", "b1", "2026-11-22T10:00:00Z"),
+        ("u3", "c1", "2026-11-22T10:00:10Z"),
+        ("u3", "c2", "2026-11-22T10:00:10Z"),
+        ("u1", "a2", "2026-11-22T10:00:10Z"),
+        ("u2", "b2", "2026-11-22T10:00:10.001Z"),
+    ] {
+        if ts(at) > s.now() {
+            s.advance_to(ts(at)).unwrap();
+        }
+        insert(&r, &mut s, "order_created", order(user, id, at));
+        s.fire().unwrap();
+    }
+    let firsts: Vec<String> = orders(&mut s).into_iter().map(|(_, o)| o).collect();
+    assert_eq!(firsts, ["\"a1\"", "\"b1\"", "\"c1\"", "\"b2\""]);
+    // A year on, nothing more: the window is measured from each order, not
+    // from the clock.
+    s.advance_to(ts("2027-11-23T00:00:00Z")).unwrap();
+    assert_eq!(orders(&mut s), []);
+
+    // With a lateness of 5 s, a first order is decided 5 s after it, and an
+    // earlier order arriving up to 5 s late takes its place.
+    let mut s = r.bare_session(SessionConfig {
+        lateness: nudge::Duration::from_secs(5),
+        ..SessionConfig::default()
+    });
+    s.advance_to(ts("2026-11-22T10:00:00Z")).unwrap();
+    insert(
+        &r,
+        &mut s,
+        "order_created",
+        order("u1", "late_second", "2026-11-22T10:00:00Z"),
+    );
+    s.fire().unwrap();
+    assert_eq!(
+        orders(&mut s),
+        [],
+        "not decided while an earlier order may still come"
+    );
+    s.advance_to(ts("2026-11-22T10:00:03Z")).unwrap();
+    insert(
+        &r,
+        &mut s,
+        "order_created",
+        order("u1", "late_first", "2026-11-22T09:59:59Z"),
+    );
+    s.fire().unwrap();
+    s.advance_to(ts("2026-11-22T10:01:00Z")).unwrap();
+    assert_eq!(
+        orders(&mut s),
+        [(
+            "2026-11-22T10:00:04Z".to_string(),
+            "\"late_first\"".to_string()
+        )]
+    );
+}

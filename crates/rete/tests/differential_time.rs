@@ -1,8 +1,9 @@
 //! Differential tests of time: the engine's matches and decisions must be
 //! those of the brute-force reference in `reference_time/mod.rs`, which
 //! follows `docs/time.md`, over random schemas of events and facts, random
-//! timed rules (windows, `after`, absence with and without `within`,
-//! inactivity, `exists`, aggregates over windows, delayed actions) and random
+//! timed rules (windows, `after`, `before`, absence with and without
+//! `within` and before a binding, inactivity, `exists`, aggregates over
+//! windows, delayed actions) and random
 //! sequences of inserts (on time, out of order, late: refused, or taken at
 //! the watermark under `LatePolicy::AtWatermark`), modifies, retracts and
 //! clock advances.

@@ -63,7 +63,8 @@ pub(crate) fn check_rule(
     let mut rule = ir::Rule::new(r.name.name.as_str());
     let campaign = cx.attributes(&r.attrs, &mut rule);
     let mut conditions = Vec::new();
-    // Where each event pattern without `after` is written, by type.
+    // Where each event pattern without `after` or `before` is written, by
+    // type.
     let mut events: Vec<(ast::Span, TypeId)> = Vec::new();
     for c in &r.conditions {
         if let Some(lowered) = cx.condition(c) {
@@ -107,14 +108,14 @@ pub(crate) fn check_rule(
                     ErrorKind::BadTime,
                     span,
                     format!(
-                        "`{}` is an event, and this rule has no window: it would only see `{}` events of the very moment `{}` happens",
+                        "`{}` is an event, and this rule has no window measured from now (a `before` window does not count): it would only see `{}` events of the very moment `{}` happens",
                         name(ty),
                         name(ty),
                         name(first)
                     ),
                     "say how far back to look",
                 )
-                .help("add a window, e.g. `within 30d`, or `after` a binding"),
+                .help("add a window, e.g. `within 30d`, or put it `after` or `before` a binding"),
             );
             return None;
         }
@@ -354,6 +355,7 @@ impl RuleCx<'_> {
     fn window(&mut self, ty: TypeId, name: &Ident, qualifiers: &[Qualifier]) -> Option<Window> {
         let mut window = Window::default();
         let mut before_span = None;
+        let mut within_written = false;
         let mut ok = true;
         if let Some(q) = qualifiers.first() {
             if self.env.schema.get(ty).kind() != FactKind::Event {
@@ -378,6 +380,7 @@ impl RuleCx<'_> {
         for q in qualifiers {
             match q {
                 Qualifier::Within(d, span) => {
+                    within_written = true;
                     if window.within.is_some() {
                         self.diags.push(Diagnostic::new(
                             ErrorKind::BadTime,
@@ -456,7 +459,7 @@ impl RuleCx<'_> {
         }
         // `before` without a window would keep every event for ever, in
         // case a later one needs it.
-        if let (Some((span, name)), None) = (before_span, window.within) {
+        if let (Some((span, name)), false) = (before_span, within_written) {
             self.diags.push(
                 Diagnostic::new(
                     ErrorKind::BadTime,
@@ -490,15 +493,23 @@ impl RuleCx<'_> {
             ok = false;
         }
         if let Some(q) = a.source.qualifiers.first() {
-            self.diags.push(
-                Diagnostic::new(
+            let d = match q {
+                Qualifier::Within(..) => Diagnostic::new(
                     ErrorKind::BadTime,
                     q.span(),
                     "time qualifiers of an aggregate go after it".to_string(),
                     "move this",
                 )
                 .help("write `n: count(page_view(...)) >= 3 within 30m`"),
-            );
+                _ => Diagnostic::new(
+                    ErrorKind::BadTime,
+                    q.span(),
+                    "an aggregate counts the events of a window ending now: it takes `within` only, not `after` or `before`".to_string(),
+                    "not in an aggregate",
+                )
+                .help("write `n: count(page_view(...)) >= 3 within 30m`, or match the events one by one with a pattern"),
+            };
+            self.diags.push(d);
             ok = false;
         }
         let source = Own {

@@ -696,7 +696,69 @@ mod tests {
             fx.rules.add_rule(window_on_fact),
             Err(IrError::Shape { .. })
         ));
+        // `before` needs a window, names an event binding, and does not go
+        // with `after`.
+        let day = Some(nudge_core::Duration::from_secs(86_400));
+        let s0 = Slot::new(0);
+        let before = |first: TypeId, window: Window| {
+            Rule::new("b")
+                .when(Condition::Pattern(Pattern::new(first)))
+                .when(Condition::Not(Pattern::new(fx.order).window(window)))
+        };
+        for (first, window) in [
+            (
+                fx.order,
+                Window {
+                    within: None,
+                    after: None,
+                    before: Some(s0),
+                },
+            ),
+            (
+                fx.order,
+                Window {
+                    within: day,
+                    after: Some(s0),
+                    before: Some(s0),
+                },
+            ),
+            (
+                fx.profile,
+                Window {
+                    within: day,
+                    after: None,
+                    before: Some(s0),
+                },
+            ),
+        ] {
+            let rule = before(first, window);
+            assert!(
+                matches!(fx.rules.add_rule(rule), Err(IrError::Shape { .. })),
+                "{window:?} after a {first:?}"
+            );
+        }
+        let dangling = before(
+            fx.order,
+            Window {
+                within: day,
+                after: None,
+                before: Some(Slot::new(3)),
+            },
+        );
+        assert!(matches!(
+            fx.rules.add_rule(dangling),
+            Err(IrError::Dangling { .. })
+        ));
         assert!(fx.rules.rules().is_empty());
+        let fine = before(
+            fx.order,
+            Window {
+                within: day,
+                after: None,
+                before: Some(s0),
+            },
+        );
+        fx.rules.add_rule(fine).unwrap();
     }
 
     #[test]

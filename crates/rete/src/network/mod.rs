@@ -68,10 +68,19 @@ pub(crate) struct TimeSpec {
 }
 
 impl TimeSpec {
-    /// A `not` with `after s within D` holds only once its window has ended.
+    /// A `not` whose window is measured from the event bound at a slot
+    /// holds only once no event of that window can still arrive: once the
+    /// watermark reaches `t(s)` plus the returned offset. `after s within D`
+    /// ends at `t(s) + D`, so it is decided 1 ms later; `before s within D`
+    /// ends at `t(s)`, and an event stamped at `t(s)` or later is not before
+    /// `s`, so it is decided when the watermark reaches `t(s)` (at once for
+    /// an event on time, with no lateness).
     pub fn deadline(&self) -> Option<(Slot, Duration)> {
-        match self.after {
-            Some((s, Some(d))) => Some((s, d)),
+        match (self.after, self.before) {
+            (Some((s, Some(d))), _) => {
+                Some((s, Duration::from_millis(d.as_millis().saturating_add(1))))
+            }
+            (None, Some((s, _))) => Some((s, Duration::ZERO)),
             _ => None,
         }
     }

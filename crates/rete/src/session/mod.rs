@@ -1463,17 +1463,16 @@ impl<H: Host> State<H> {
         }
     }
 
-    /// When a `not ... after s within D` token's absence is decided: the
-    /// first instant after its window `[t(s), t(s) + D]`.
+    /// The watermark at which a `not ... after s within D` or `not ...
+    /// before s within D` token's absence is decided (see
+    /// `TimeSpec::deadline`).
     fn deadline(&self, net: &Network, t2: u32) -> Option<Timestamp> {
         let tok = self.tokens.get(t2);
         let node = &net.beta[tok.node as usize];
-        let (s, d) = input(node)?.time.deadline()?;
+        let (s, offset) = input(node)?.time.deadline()?;
         let sd = &net.beta[node.parent as usize].slot_depth;
         let f = self.slot_fact(net, tok.parent, sd, s);
-        self.facts
-            .get(f)
-            .map(|o| plus(plus(o.time, d), Duration::from_millis(1)))
+        self.facts.get(f).map(|o| plus(o.time, offset))
     }
 
     /// An event leaves node `n` because its window there has passed.

@@ -10,8 +10,9 @@
 //! (`ir::eval`, `ir::test`, `ir::compare`).
 //!
 //! Windows are closed intervals: an event exactly `D` old, or exactly `D`
-//! after `s`, is in, and what a window decides is decided at the first
-//! millisecond after it. A modify is a retraction followed by an insertion
+//! after or before `s`, is in, and what a window decides is decided at the
+//! first millisecond after it (a `before s` window ends with `s`, so its
+//! absence is decided when the watermark reaches `s`). A modify is a retraction followed by an insertion
 //! that keeps the id and the place in the insertion order: [`World::without`]
 //! gives working memory between the two.
 //!
@@ -369,18 +370,19 @@ impl World {
 
     /// `not T(...) after s within D` holds only once `W > t(s) + D`: the
     /// window `[t(s), t(s) + D]` includes both ends, and the absence is
-    /// decided at the first millisecond after it. Other absences (`within D`
-    /// alone, `after s` alone, no qualifier) hold as soon as no event
-    /// blocks them.
+    /// decided at the first millisecond after it. `not T(...) before s
+    /// within D` holds only once `W >= t(s)`: no event before `s` can arrive
+    /// any more. Other absences (`within D` alone, `after s` alone, no
+    /// qualifier) hold as soon as no event blocks them.
     fn absence_decided(&self, p: &Pattern, partial: &[Binding<'_>]) -> bool {
-        let (Some(s), Some(d)) = (p.window.after, p.window.within) else {
-            return true;
+        let ts = |s: Slot| match partial.get(s.index()) {
+            Some(Binding::Item(Item { time: Some(ts), .. })) => Some(*ts),
+            _ => None,
         };
-        match partial.get(s.index()) {
-            Some(Binding::Item(Item { time: Some(ts), .. })) => {
-                self.watermark() > ts + d.as_millis()
-            }
-            _ => false,
+        match (p.window.after, p.window.before, p.window.within) {
+            (Some(s), _, Some(d)) => ts(s).is_some_and(|ts| self.watermark() > ts + d.as_millis()),
+            (None, Some(s), _) => ts(s).is_some_and(|ts| self.watermark() >= ts),
+            _ => true,
         }
     }
 
