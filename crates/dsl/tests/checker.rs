@@ -317,11 +317,7 @@ fn valid_ruleset_conditions() {
             other: f(1),
         }],
         filters: vec![],
-        window: Window {
-            within: Some(dur("10m")),
-            after: Some(Slot::new(0)),
-            before: None,
-        },
+        window: Window::after_within(Slot::new(0), dur("10m")),
     };
     let views = Aggregate {
         func: AggFunc::Count,
@@ -761,11 +757,7 @@ fn exists_and_clock_tests_stay_where_they_are() {
                 other: f(0),
             }],
             filters: vec![],
-            window: Window {
-                within: Some(dur("1h")),
-                after: None,
-                before: None,
-            },
+            window: Window::within(dur("1h")),
         })
     );
     // A test that reads the clock is not moved into a pattern.
@@ -1924,14 +1916,7 @@ fn before_is_measured_from_its_binding_and_leaves_the_horizon_alone() {
     let Condition::Not(p) = &rule.conditions[1] else {
         panic!("expected a `not`, got {:?}", rule.conditions[1]);
     };
-    assert_eq!(
-        p.window,
-        Window {
-            within: Some(dur("365d")),
-            after: None,
-            before: Some(Slot::new(0)),
-        }
-    );
+    assert_eq!(p.window, Window::before_within(Slot::new(0), dur("365d")));
     // The window is measured from `o`, so `o` itself is seen only at the
     // moment it happens: the rule has no horizon.
     assert_eq!(rule.horizon(), dur("0s"));

@@ -484,7 +484,7 @@ impl Builder {
         }
         let events = self.event_slots(slots);
         let after = (!events.is_empty()).then(|| slot(events[w.slot as usize % events.len()]));
-        let within = Some(ms(w.d));
+        let d = ms(w.d);
         // Choices, by condition kind: 0 plain, 1 within, 2 after-within, 3
         // after (for a `not`: an absence that never closes, true while no
         // blocker came after `s`), 4 before-within.
@@ -495,26 +495,10 @@ impl Builder {
         };
         match (choice, after) {
             (0, _) => Window::default(),
-            (2, Some(s)) => Window {
-                within,
-                after: Some(s),
-                before: None,
-            },
-            (3, Some(s)) => Window {
-                within: None,
-                after: Some(s),
-                before: None,
-            },
-            (4, Some(s)) => Window {
-                within,
-                after: None,
-                before: Some(s),
-            },
-            _ => Window {
-                within,
-                after: None,
-                before: None,
-            },
+            (2, Some(s)) => Window::after_within(s, d),
+            (3, Some(s)) => Window::after(s),
+            (4, Some(s)) => Window::before_within(s, d),
+            _ => Window::within(d),
         }
     }
 
@@ -1561,11 +1545,11 @@ fn insert_a_at(s: &mut Session, a: TypeId, t0: i64) {
 fn absence_conditions(a: TypeId, b: TypeId) -> Vec<Condition> {
     vec![
         Condition::Pattern(Pattern::new(a)),
-        Condition::Not(Pattern::new(b).test(same_k()).window(Window {
-            within: Some(Duration::from_millis(5)),
-            after: Some(slot(0)),
-            before: None,
-        })),
+        Condition::Not(
+            Pattern::new(b)
+                .test(same_k())
+                .window(Window::after_within(slot(0), Duration::from_millis(5))),
+        ),
     ]
 }
 
@@ -1657,11 +1641,9 @@ fn within_window_exit_unblocks_a_not() {
         let (mut s, _, b) = fixture(
             lateness,
             |_, b| {
-                vec![Condition::Not(Pattern::new(b).window(Window {
-                    within: Some(Duration::from_millis(5)),
-                    after: None,
-                    before: None,
-                }))]
+                vec![Condition::Not(
+                    Pattern::new(b).window(Window::within(Duration::from_millis(5))),
+                )]
             },
             vec![hit("quiet")],
         );
@@ -1691,16 +1673,14 @@ fn late_event_is_refused_and_changes_nothing() {
         3,
         |a, b| {
             vec![
-                Condition::Pattern(Pattern::new(a).window(Window {
-                    within: Some(Duration::from_millis(8)),
-                    after: None,
-                    before: None,
-                })),
-                Condition::Not(Pattern::new(b).test(same_k()).window(Window {
-                    within: Some(Duration::from_millis(8)),
-                    after: None,
-                    before: None,
-                })),
+                Condition::Pattern(
+                    Pattern::new(a).window(Window::within(Duration::from_millis(8))),
+                ),
+                Condition::Not(
+                    Pattern::new(b)
+                        .test(same_k())
+                        .window(Window::within(Duration::from_millis(8))),
+                ),
             ]
         },
         vec![hit("hit")],
@@ -1748,11 +1728,9 @@ fn delayed_actions_cancel_only_on_changes() {
             0,
             |a, b| {
                 vec![
-                    Condition::Pattern(Pattern::new(a).window(Window {
-                        within: Some(Duration::from_millis(1)),
-                        after: None,
-                        before: None,
-                    })),
+                    Condition::Pattern(
+                        Pattern::new(a).window(Window::within(Duration::from_millis(1))),
+                    ),
                     Condition::Not(Pattern::new(b).test(same_k())),
                 ]
             },
@@ -1787,11 +1765,7 @@ fn delayed_actions_cancel_only_on_changes() {
 }
 
 fn within(d: i64) -> Window {
-    Window {
-        within: Some(Duration::from_millis(d)),
-        after: None,
-        before: None,
-    }
+    Window::within(Duration::from_millis(d))
 }
 
 /// `a(); b(k == $0.k) within 5ms`: the rule's horizon is 5ms + 1ms, so the
@@ -1833,11 +1807,11 @@ fn absence_without_within_holds_until_a_blocker_comes_after() {
             |a, b| {
                 vec![
                     Condition::Pattern(Pattern::new(a).window(within(10))),
-                    Condition::Not(Pattern::new(b).test(same_k()).window(Window {
-                        within: None,
-                        after: Some(slot(0)),
-                        before: None,
-                    })),
+                    Condition::Not(
+                        Pattern::new(b)
+                            .test(same_k())
+                            .window(Window::after(slot(0))),
+                    ),
                 ]
             },
             vec![hit("hit")],

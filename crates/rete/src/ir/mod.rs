@@ -74,10 +74,20 @@ impl RuleId {
     }
 }
 
-/// A time constraint on a pattern.
+/// A time constraint on a pattern (see `docs/time.md`). Built with its
+/// constructors, so that new kinds of windows can be added:
+///
+/// ```
+/// use nudge_rete::ir::{Slot, Window};
+/// let day = "1d".parse().unwrap();
+/// let w = Window::before_within(Slot::new(0), day);
+/// assert_eq!((w.before, w.within, w.after), (Some(Slot::new(0)), Some(day), None));
+/// assert!(Window::default().is_unbounded());
+/// ```
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+#[non_exhaustive]
 pub struct Window {
     /// The event happened at most this long ago; with `after`, at most this
     /// long after the `after` event; with `before`, at most this long before
@@ -92,6 +102,42 @@ pub struct Window {
 }
 
 impl Window {
+    /// `within d`: the event happened at most `d` ago.
+    pub fn within(d: Duration) -> Self {
+        Window {
+            within: Some(d),
+            ..Window::default()
+        }
+    }
+
+    /// `after s`: the event happened after the event bound at `s`.
+    pub fn after(s: Slot) -> Self {
+        Window {
+            after: Some(s),
+            ..Window::default()
+        }
+    }
+
+    /// `after s within d`: the event happened in the `d` after the event
+    /// bound at `s`.
+    pub fn after_within(s: Slot, d: Duration) -> Self {
+        Window {
+            within: Some(d),
+            after: Some(s),
+            before: None,
+        }
+    }
+
+    /// `before s within d`: the event happened in the `d` before the event
+    /// bound at `s`.
+    pub fn before_within(s: Slot, d: Duration) -> Self {
+        Window {
+            within: Some(d),
+            after: None,
+            before: Some(s),
+        }
+    }
+
     /// Whether the window constrains nothing.
     pub fn is_unbounded(&self) -> bool {
         self.within.is_none() && self.after.is_none() && self.before.is_none()

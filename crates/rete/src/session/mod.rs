@@ -406,7 +406,7 @@ impl<H: Host> Session<H> {
     /// // o: order_created()  not order_paid(order_id == o.order_id) after o within 10m
     /// let unpaid = Pattern::new(paid)
     ///     .test(Expr::own(id).eq(Expr::bound(Slot::new(0), id)))
-    ///     .window(Window { within: Some("10m".parse()?), after: Some(Slot::new(0)), before: None });
+    ///     .window(Window::after_within(Slot::new(0), "10m".parse()?));
     /// rules.add_rule(Rule::new("unpaid")
     ///     .when(Condition::Pattern(Pattern::new(created)))
     ///     .when(Condition::Not(unpaid))
