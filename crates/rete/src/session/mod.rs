@@ -367,6 +367,11 @@ impl<H: Host> Session<H> {
         &mut self.state.host
     }
 
+    /// The host, the session dropped.
+    pub fn into_host(self) -> H {
+        self.state.host
+    }
+
     /// The settings.
     pub fn config(&self) -> SessionConfig {
         self.state.config

@@ -311,8 +311,44 @@ impl<H: Host> Session<H> {
     }
 
     /// A session restored from [`Session::snapshot`] bytes, over the same
-    /// rules: it continues exactly as the original would have.
+    /// rules: it continues exactly as the original would have. `host` should
+    /// answer as the original's did (the same audiences, host functions and
+    /// providers): the matches are rebuilt by running the facts through the
+    /// network again, asking it.
     pub fn restore(net: Arc<Network>, host: H, bytes: &[u8]) -> Result<Self, SnapshotError> {
+        Self::try_restore(net, host, bytes).map_err(|(e, _)| e)
+    }
+
+    /// [`Session::restore`], giving the host back with the error when the
+    /// bytes are refused, so that a host set up for the session (audiences
+    /// loaded, functions registered) is not lost with them.
+    ///
+    /// ```
+    /// use nudge_rete::{ir::RuleSet, Network, NoHost, Session, SnapshotError};
+    /// let net = Network::shared(RuleSet::default()).unwrap();
+    /// let Err((e, NoHost)) = Session::try_restore(net, NoHost, b"not a snapshot") else {
+    ///     panic!("refused")
+    /// };
+    /// assert!(matches!(e, SnapshotError::NotASnapshot));
+    /// ```
+    pub fn try_restore(
+        net: Arc<Network>,
+        host: H,
+        bytes: &[u8],
+    ) -> Result<Self, (SnapshotError, H)> {
+        let body = match Self::read_body(&net, bytes) {
+            Ok(body) => body,
+            Err(e) => return Err((e, host)),
+        };
+        let mut session = Session::with_config(net, host, body.config);
+        match session.fill(body) {
+            Ok(()) => Ok(session),
+            Err(e) => Err((e, session.into_host())),
+        }
+    }
+
+    /// The snapshot's body, once its header, rules and facts are checked.
+    fn read_body(net: &Network, bytes: &[u8]) -> Result<Body, SnapshotError> {
         if bytes.len() < 12 || &bytes[..8] != MAGIC {
             return Err(SnapshotError::NotASnapshot);
         }
@@ -334,30 +370,14 @@ impl<H: Host> Session<H> {
         if body.rule_firings.len() != net.rules.rules().len() {
             return Err(SnapshotError::Corrupt("rule counts differ".into()));
         }
-        // Every fact must still be valid for its type.
-        let mut facts = Vec::with_capacity(body.facts.len());
-        for (generation, data) in body.facts {
-            let data = match data {
-                Some(d) => {
-                    let ty = nudge_core::TypeId::new(d.ty);
-                    let values = validate(&net.rules, ty, loaded(d.values))
-                        .map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
-                    Some(FactData {
-                        ty,
-                        values,
-                        seq: d.seq,
-                        order: d.order,
-                        time: Timestamp::from_millis(d.time),
-                        first_token: NONE,
-                    })
-                }
-                None => None,
-            };
-            facts.push((generation, data));
-        }
-        let mut session = Session::with_config(net, host, body.config);
-        let net = session.net.clone();
-        let st = &mut session.state;
+        Ok(body)
+    }
+
+    /// Loads a checked body into a fresh session.
+    fn fill(&mut self, body: Body) -> Result<(), SnapshotError> {
+        let net = self.net.clone();
+        let facts = validated_facts(&net, body.facts)?;
+        let st = &mut self.state;
         st.facts
             .import((facts, body.free))
             .map_err(SnapshotError::Corrupt)?;
@@ -473,6 +493,35 @@ impl<H: Host> Session<H> {
             timers: c.4,
         };
         st.rule_firings = body.rule_firings;
-        Ok(session)
+        Ok(())
     }
+}
+
+/// The stored facts, each checked again against its type: a snapshot is
+/// input like any other.
+fn validated_facts(
+    net: &Network,
+    stored: Vec<(u32, Option<StoredFact>)>,
+) -> Result<Vec<(u32, Option<FactData>)>, SnapshotError> {
+    let mut facts = Vec::with_capacity(stored.len());
+    for (generation, data) in stored {
+        let data = match data {
+            Some(d) => {
+                let ty = nudge_core::TypeId::new(d.ty);
+                let values = validate(&net.rules, ty, loaded(d.values))
+                    .map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
+                Some(FactData {
+                    ty,
+                    values,
+                    seq: d.seq,
+                    order: d.order,
+                    time: Timestamp::from_millis(d.time),
+                    first_token: NONE,
+                })
+            }
+            None => None,
+        };
+        facts.push((generation, data));
+    }
+    Ok(facts)
 }
