@@ -22,11 +22,11 @@
 //! next one.
 //!
 //! **Circuit breaker.** When a request finds every sub-stock empty, the
-//! issuer remembers it and refuses later requests without asking the store
-//! (S21: the campaign stops and says why). A retry by a user who already got
-//! a coupon is then refused too rather than answered with its first result
-//! ([`CouponIssuer::find`] looks the first result up); no second coupon is
-//! issued either way. [`CouponIssuer::reset_breaker`] closes it (after the
+//! issuer remembers it and refuses later requests without trying to reserve
+//! (S21: the campaign stops and says why). It only looks up the request's
+//! claim ([`CouponIssuer::find`], one read per sub-stock), so that a retry by
+//! a user who already got a coupon is still answered with that coupon, not
+//! with the refusal. [`CouponIssuer::reset_breaker`] closes it (after the
 //! stock was raised, say).
 //!
 //! ```
@@ -387,7 +387,12 @@ impl CouponIssuer {
         req: &IssueRequest<'_>,
     ) -> Result<IssueOutcome, CouponError> {
         if let Some(reason) = self.breaker() {
-            return Ok(IssueOutcome::Refused(reason));
+            // A user who got a coupon is told so, not that the stock ran
+            // out: a retry never runs the `refused` branch of a winner.
+            return Ok(match self.find(store, req.user, req.occasion, req.now)? {
+                Some(coupon) => IssueOutcome::Duplicate(coupon),
+                None => IssueOutcome::Refused(reason),
+            });
         }
         let per_user = match &self.decl.per_user {
             Some(limit) => Some((
@@ -611,6 +616,20 @@ mod tests {
             .count();
         assert_eq!(issued, 5);
         assert_eq!(issuer.breaker(), Some(Refusal::OutOfStock));
+        // With the breaker open, a winner's retry still gets its coupon
+        // back, in whichever sub-stock served it, and others the refusal.
+        let mut duplicates = 0;
+        for u in &users {
+            let again = issuer.issue(&store, &IssueRequest::new(u, now)).unwrap();
+            match issuer.find(&store, u, "", now).unwrap() {
+                Some(c) => {
+                    assert_eq!(again, IssueOutcome::Duplicate(c));
+                    duplicates += 1;
+                }
+                None => assert_eq!(again, IssueOutcome::Refused(Refusal::OutOfStock)),
+            }
+        }
+        assert_eq!(duplicates, 5);
         issuer.reset_breaker();
         assert_eq!(
             issuer

@@ -150,7 +150,27 @@ impl Request<'_> {
 #[derive(Debug, Default)]
 pub struct FiringMemo {
     firing: u64,
-    checked: Vec<(usize, Arc<str>, Option<Outcome>)>,
+    checked: Vec<Checked>,
+}
+
+/// The campaign checks of one (campaign, person) in the firing under way.
+#[derive(Debug)]
+struct Checked {
+    campaign: usize,
+    user: Arc<str>,
+    /// Why the firing's touches of this person are refused, if they are.
+    refusal: Option<Outcome>,
+    /// Whether the campaign's `per_user` limit is counted (or needs no
+    /// counting): a firing counts one touch.
+    counted: bool,
+}
+
+impl FiringMemo {
+    fn get(&mut self, campaign: usize, user: &str) -> Option<&mut Checked> {
+        self.checked
+            .iter_mut()
+            .find(|k| k.campaign == campaign && *k.user == *user)
+    }
 }
 
 /// Coupon issuers by (campaign, template index), made on first use.
@@ -165,6 +185,10 @@ pub struct Primitives {
     campaign_limits: Vec<Option<FrequencyCaps>>,
     /// Each campaign's message router, then one for rules of no campaign.
     routers: Vec<MessageRouter>,
+    /// For each campaign with a `per_user` limit, a router that counts the
+    /// limit with the caps of the channel a message goes out on, so that a
+    /// message dropped, unreachable or capped does not use it up.
+    limited_routers: Vec<Option<MessageRouter>>,
     experiments: Experiments,
     machines: HashMap<Arc<str>, (Machine, TypeId)>,
     coupon_index: HashMap<Arc<str>, usize>,
@@ -195,20 +219,31 @@ impl Primitives {
         let caps = FrequencyCaps::new(decls.caps.clone())?;
         let mut campaign_limits = Vec::new();
         let mut routers = Vec::new();
+        let mut limited_routers = Vec::new();
         for c in &decls.campaigns {
-            campaign_limits.push(match c.per_user {
-                Some(limit) => Some(FrequencyCaps::new(vec![CapDecl {
-                    name: format!("campaign:{}", c.name).into(),
-                    limit,
-                    scope: CapScope::Campaign(c.name.clone()),
-                    zone: c.zone.clone(),
-                    exempt: vec![],
-                }])?),
+            let limit = c.per_user.map(|limit| CapDecl {
+                name: format!("campaign:{}", c.name).into(),
+                limit,
+                scope: CapScope::Campaign(c.name.clone()),
+                zone: c.zone.clone(),
+                exempt: vec![],
+            });
+            campaign_limits.push(match &limit {
+                Some(l) => Some(FrequencyCaps::new(vec![l.clone()])?),
                 None => None,
             });
             // Suppression is checked before routing, once per firing.
             let mut policy = MessagePolicy::for_campaign(c, Vec::<Arc<str>>::new());
             policy.suppress.clear();
+            limited_routers.push(match limit {
+                // First, so that a full limit is the cap a refusal names.
+                Some(l) => {
+                    let with_limit = std::iter::once(l).chain(decls.caps.iter().cloned());
+                    let caps = FrequencyCaps::new(with_limit.collect())?;
+                    Some(MessageRouter::new(policy.clone(), caps)?)
+                }
+                None => None,
+            });
             routers.push(MessageRouter::new(policy, caps.clone())?);
         }
         routers.push(MessageRouter::new(
@@ -239,6 +274,7 @@ impl Primitives {
             caps,
             campaign_limits,
             routers,
+            limited_routers,
             experiments,
             machines,
             coupon_index,
@@ -305,8 +341,12 @@ impl Primitives {
             self.store.purge_expired(Timestamp::from_millis(earliest));
         }
         match req.action {
-            "coupon" => self.touch(req, env, memo, |user| self.coupon(req, env, user)),
-            "message" => self.touch(req, env, memo, |user| self.message(req, env, user)),
+            "coupon" => self.touch(req, env, memo, true, |user, _| self.coupon(req, env, user)),
+            // A message counts toward its campaign's limit when it goes out
+            // (or is deferred), not before routing.
+            "message" => self.touch(req, env, memo, false, |user, memo| {
+                self.message(req, env, user, memo)
+            }),
             // A machine's fact and an experiment's bucket belong to the
             // identifier the rule names, as the host's own records do.
             "transition" => match req.text("user") {
@@ -329,13 +369,16 @@ impl Primitives {
     }
 
     /// A touch (a coupon or a message): resolves the user to their person
-    /// and makes the campaign's checks once per firing before `then`.
+    /// and makes the campaign's checks once per firing before `then`;
+    /// `count`: the campaign's `per_user` limit is counted before `then`
+    /// (a message counts it as it goes out).
     fn touch(
         &self,
         req: &Request<'_>,
         env: &dyn Surroundings,
         memo: &mut FiringMemo,
-        then: impl FnOnce(&str) -> Outcome,
+        count: bool,
+        then: impl FnOnce(&str, &mut FiringMemo) -> Outcome,
     ) -> Outcome {
         let Some(id) = req.text("user") else {
             return Outcome::failed("no user").with_detail("argument", Value::from("user"));
@@ -343,21 +386,22 @@ impl Primitives {
         let user = self.person(id);
         let campaign = self.decls.rule_campaigns.get(req.rule).copied().flatten();
         if let Some(c) = campaign {
-            if let Some(refusal) = self.campaign_checks(req, env, memo, c, &user) {
+            if let Some(refusal) = self.campaign_checks(req, env, memo, c, &user, count) {
                 return refusal;
             }
         }
-        let mut outcome = then(&user);
+        let mut outcome = then(&user, memo);
         if *user != *id {
             outcome.details.push(("person".into(), Value::Str(user)));
         }
         outcome
     }
 
-    /// The campaign's suppression lists and per-user limit, checked and
-    /// counted once per (firing, campaign, user); `Some` refuses. A
-    /// deferred decision decided again was counted the first time: only the
-    /// suppression lists are checked again.
+    /// The campaign's suppression lists, checked once per (firing,
+    /// campaign, person), and with `count` its `per_user` limit, counted
+    /// once per firing; `Some` refuses. A deferred decision decided again
+    /// was counted the first time: only the suppression lists are checked
+    /// again.
     fn campaign_checks(
         &self,
         req: &Request<'_>,
@@ -365,42 +409,75 @@ impl Primitives {
         memo: &mut FiringMemo,
         c: usize,
         user: &Arc<str>,
+        count: bool,
     ) -> Option<Outcome> {
         if memo.firing != req.firing {
             memo.firing = req.firing;
             memo.checked.clear();
         }
-        if let Some((_, _, r)) = memo.checked.iter().find(|(i, u, _)| *i == c && u == user) {
-            return r.clone();
+        if memo.get(c, user).is_none() {
+            let decl = &self.decls.campaigns[c];
+            let id = req.text("user").unwrap_or(user);
+            let audiences = Either { env, id };
+            let refusal = decl
+                .suppress
+                .iter()
+                .find(|a| audiences.is_member(a, user))
+                .map(|a| {
+                    Outcome::suppressed("suppressed")
+                        .with_detail("campaign", Value::Str(decl.name.clone()))
+                        .with_detail("audience", Value::Str(a.clone()))
+                });
+            memo.checked.push(Checked {
+                campaign: c,
+                user: user.clone(),
+                refusal,
+                counted: req.retry || self.campaign_limits[c].is_none(),
+            });
         }
-        let decl = &self.decls.campaigns[c];
-        let campaign = Value::Str(decl.name.clone());
+        let checked = memo.get(c, user)?;
+        if checked.refusal.is_some() || !count || checked.counted {
+            return checked.refusal.clone();
+        }
+        let refusal = self.count_limit(req, env, c, user, req.time);
+        let checked = memo.get(c, user)?;
+        checked.counted = refusal.is_none();
+        checked.refusal.clone_from(&refusal);
+        refusal
+    }
+
+    /// Counts a touch at `at` in the campaign's `per_user` limit; `Some`
+    /// when the limit is reached (nothing counted then).
+    fn count_limit(
+        &self,
+        req: &Request<'_>,
+        env: &dyn Surroundings,
+        c: usize,
+        user: &Arc<str>,
+        at: Timestamp,
+    ) -> Option<Outcome> {
+        let limit = self.campaign_limits[c].as_ref()?;
         let id = req.text("user").unwrap_or(user);
         let audiences = Either { env, id };
-        let result = if let Some(a) = decl.suppress.iter().find(|a| audiences.is_member(a, user)) {
-            Some(
-                Outcome::suppressed("suppressed")
-                    .with_detail("campaign", campaign)
-                    .with_detail("audience", Value::Str(a.clone())),
-            )
-        } else if let (Some(limit), false) = (&self.campaign_limits[c], req.retry) {
-            let zone = zone_of(env, req, user);
-            let mut send = SendAttempt::new(user, "", &decl.name, req.time);
-            send.user_zone = zone.as_deref();
-            match limit.check_and_count(&*self.store, &send, &audiences) {
-                Ok(o) if o.capped_by().is_none() => None,
-                Ok(_) => Some(
-                    Outcome::suppressed("campaign_limit")
-                        .with_detail("campaign", campaign)
-                        .with_detail("limit", Value::Int(i64::from(limit.caps()[0].limit.count))),
-                ),
-                Err(e) => Some(Outcome::failed(e.to_string())),
-            }
-        } else {
-            None
-        };
-        memo.checked.push((c, user.clone(), result.clone()));
-        result
+        let zone = zone_of(env, req, user);
+        let name = &self.decls.campaigns[c].name;
+        let mut send = SendAttempt::new(user, "", name, at);
+        send.user_zone = zone.as_deref();
+        match limit.check_and_count(&*self.store, &send, &audiences) {
+            Ok(o) if o.capped_by().is_none() => None,
+            Ok(_) => Some(self.limit_reached(c)),
+            Err(e) => Some(Outcome::failed(e.to_string())),
+        }
+    }
+
+    /// The refusal of a touch over the campaign's `per_user` limit.
+    fn limit_reached(&self, c: usize) -> Outcome {
+        let count = self.campaign_limits[c]
+            .as_ref()
+            .map_or(0, |l| l.caps()[0].limit.count);
+        Outcome::suppressed("campaign_limit")
+            .with_detail("campaign", Value::Str(self.decls.campaigns[c].name.clone()))
+            .with_detail("limit", Value::Int(i64::from(count)))
     }
 
     fn issuer(&self, campaign: &Arc<str>, coupon: usize) -> Arc<CouponIssuer> {
@@ -478,14 +555,26 @@ impl Primitives {
         }
     }
 
-    fn message(&self, req: &Request<'_>, env: &dyn Surroundings, user: &str) -> Outcome {
+    fn message(
+        &self,
+        req: &Request<'_>,
+        env: &dyn Surroundings,
+        user: &str,
+        memo: &mut FiringMemo,
+    ) -> Outcome {
         let channels: Vec<Arc<str>> = match req.arg("channel") {
             Some(Value::Str(s)) => vec![s.clone()],
             Some(Value::List(l)) => l.iter().cloned().collect(),
             _ => return Outcome::failed("no channel"),
         };
         let campaign = self.decls.rule_campaigns.get(req.rule).copied().flatten();
-        let router = &self.routers[campaign.unwrap_or(self.decls.campaigns.len())];
+        // The campaign's limit, if this firing has not counted it yet: it is
+        // counted with the send.
+        let limit = campaign.filter(|&c| memo.get(c, user).is_some_and(|k| !k.counted));
+        let router = match limit.and_then(|c| self.limited_routers[c].as_ref()) {
+            Some(r) => r,
+            None => &self.routers[campaign.unwrap_or(self.decls.campaigns.len())],
+        };
         let zone = zone_of(env, req, user);
         let mut ask = MessageRequest::new(user, req.time);
         ask.user_zone = zone.as_deref();
@@ -520,11 +609,28 @@ impl Primitives {
                 o.with_detail("skipped", Value::List(skipped.clone().into()))
             }
         };
+        let counted = |memo: &mut FiringMemo, refusal: Option<Outcome>| {
+            if let Some(k) = limit.and_then(|c| memo.get(c, user)) {
+                k.counted = refusal.is_none();
+                k.refusal = refusal;
+            }
+        };
         match routing.delivery {
             Delivery::Send { channel } => {
+                counted(memo, None);
                 with_skipped(Outcome::done().with_detail("channel", Value::Str(channel)))
             }
+            // A deferred message takes its place in the limit now, counted
+            // at the time it will go out (in that day, for a daily limit).
             Delivery::Defer { until } => {
+                if let Some(c) = limit {
+                    let user: Arc<str> = user.into();
+                    if let Some(refusal) = self.count_limit(req, env, c, &user, until) {
+                        counted(memo, Some(refusal.clone()));
+                        return refusal;
+                    }
+                    counted(memo, None);
+                }
                 Outcome::deferred(until).with_detail("reason", Value::from("quiet_hours"))
             }
             Delivery::Drop(DropReason::QuietHours) => Outcome::suppressed("quiet_hours"),
@@ -532,6 +638,18 @@ impl Primitives {
                 Outcome::suppressed("suppressed").with_detail("audience", Value::Str(audience))
             }
             Delivery::Drop(DropReason::NoChannel) => {
+                // The campaign's limit is full: no channel would do.
+                if let Some(c) = limit {
+                    let name = self.campaign_limits[c].as_ref().map(|l| &l.caps()[0].name);
+                    let full = routing.skipped.iter().any(|s| {
+                        matches!(&s.reason, SkipReason::Capped { cap, .. } if Some(cap) == name)
+                    });
+                    if full {
+                        let refusal = self.limit_reached(c);
+                        counted(memo, Some(refusal.clone()));
+                        return refusal;
+                    }
+                }
                 let caps: Vec<&Arc<str>> = routing
                     .skipped
                     .iter()

@@ -1,0 +1,200 @@
+//! A campaign's `per_user` limit counts touches that are carried out: a
+//! message counts when it goes out (or is deferred to a time it will go out
+//! at), not when quiet hours drop it, no channel reaches the user or a
+//! channel cap stops it; a firing counts one touch.
+
+use nudge::{Ruleset, Session, Status, Timestamp};
+
+const TYPES: &str = r#"
+event ping { key user_id: string  time at: timestamp  kind: string }
+fact profile { key user_id: string  timezone: string }
+"#;
+
+fn rules(body: &str) -> Ruleset {
+    Ruleset::from_str("limits.nudge", &format!("{TYPES}\n{body}")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+/// Inserts a ping at `at` (the clock moved there first) and fires; returns
+/// `(action, status)` of each decision, where status is `done`, the reason of
+/// a suppression, or `deferred <until>`.
+fn ping(
+    r: &Ruleset,
+    s: &mut Session<nudge::campaign::CampaignHost>,
+    user: &str,
+    kind: &str,
+    at: &str,
+) -> Vec<(String, String)> {
+    if ts(at) > s.now() {
+        s.advance_to(ts(at)).unwrap();
+    }
+    let (t, v) = r
+        .fact_from_json(
+            "ping",
+            &serde_json::json!({"user_id": user, "at": at, "kind": kind}),
+        )
+        .unwrap();
+    s.insert(t, v).unwrap();
+    s.fire().unwrap();
+    taken(s)
+}
+
+fn taken(s: &mut Session<nudge::campaign::CampaignHost>) -> Vec<(String, String)> {
+    let out = s
+        .decisions()
+        .map(|d| {
+            let status = match d.status() {
+                Status::Done => "done".to_string(),
+                Status::Suppressed(r) => r.to_string(),
+                Status::Deferred(t) => format!("deferred {t}"),
+                Status::Failed(r) => format!("failed {r}"),
+            };
+            (d.action().to_string(), status)
+        })
+        .collect();
+    s.clear_decisions();
+    out
+}
+
+fn done(action: &str) -> (String, String) {
+    (action.into(), "done".into())
+}
+
+fn refused(action: &str, reason: &str) -> (String, String) {
+    (action.into(), reason.into())
+}
+
+#[test]
+fn messages_that_do_not_go_out_leave_the_limit_alone() {
+    let r = rules(
+        r#"
+cap one_sms_a_day { limit: 1 per calendar day  channel: "sms" }
+campaign once { per_user: 1 per lifetime  quiet_hours: "22:00-08:00" drop }
+rule nudge_user {
+    campaign once
+    when
+        p: ping()
+    then
+        message(channel: ["push", "sms"], template: "hello", user: p.user_id)
+}
+rule other_sms {
+    salience 10
+    when
+        p: ping(kind == "other")
+    then
+        message(channel: "sms", template: "other", user: p.user_id)
+}
+"#,
+    );
+    let mut s = r.session();
+    s.host_mut()
+        .contacts_mut()
+        .set_reachable("u1", "push", false);
+    // Dropped in quiet hours (UTC for a user with no profile).
+    assert_eq!(
+        ping(&r, &mut s, "u1", "x", "2026-11-23T23:00:00Z"),
+        [refused("message", "quiet_hours")]
+    );
+    // Unreachable on push, and SMS is capped by another rule's send.
+    assert_eq!(
+        ping(&r, &mut s, "u1", "other", "2026-11-24T09:00:00Z"),
+        [done("message"), refused("message", "no_channel")]
+    );
+    s.host_mut()
+        .contacts_mut()
+        .set_reachable("u1", "sms", false);
+    assert_eq!(
+        ping(&r, &mut s, "u1", "x", "2026-11-25T09:00:00Z"),
+        [refused("message", "unreachable")]
+    );
+    // None of those used the campaign's one message up.
+    s.host_mut()
+        .contacts_mut()
+        .set_reachable("u1", "push", true);
+    assert_eq!(
+        ping(&r, &mut s, "u1", "x", "2026-11-25T10:00:00Z"),
+        [done("message")]
+    );
+    assert_eq!(
+        ping(&r, &mut s, "u1", "x", "2026-11-26T10:00:00Z"),
+        [refused("message", "campaign_limit")]
+    );
+}
+
+#[test]
+fn a_deferred_message_holds_its_place_in_the_day_it_goes_out() {
+    let r = rules(
+        r#"
+campaign daily { per_user: 1 per calendar day  quiet_hours: "22:00-08:00" defer }
+rule nudge_user {
+    campaign daily
+    when
+        p: ping()
+    then
+        message(channel: "push", template: "hello", user: p.user_id)
+}
+"#,
+    );
+    let mut s = r.session();
+    // Deferred to 08:00 on the 24th, and counted in that day.
+    assert_eq!(
+        ping(&r, &mut s, "u1", "x", "2026-11-23T23:00:00Z"),
+        [refused("message", "deferred 2026-11-24T08:00:00Z")]
+    );
+    // A second trigger that night finds the 24th taken.
+    assert_eq!(
+        ping(&r, &mut s, "u1", "x", "2026-11-23T23:30:00Z"),
+        [refused("message", "campaign_limit")]
+    );
+    s.advance_to(ts("2026-11-24T08:00:00Z")).unwrap();
+    assert_eq!(taken(&mut s), [done("message")]);
+    assert_eq!(
+        ping(&r, &mut s, "u1", "x", "2026-11-24T09:00:00Z"),
+        [refused("message", "campaign_limit")]
+    );
+    assert_eq!(
+        ping(&r, &mut s, "u1", "x", "2026-11-25T09:00:00Z"),
+        [done("message")]
+    );
+}
+
+#[test]
+fn a_coupon_and_its_message_are_one_touch() {
+    let r = rules(
+        r#"
+coupon welcome { value: 5.0 }
+campaign once { per_user: 1 per lifetime  quiet_hours: "22:00-08:00" defer }
+rule reward {
+    campaign once
+    when
+        p: ping()
+    then
+        coupon(template: welcome, user: p.user_id) {
+            issued => message(channel: "push", template: "coupon_ready", user: p.user_id)
+        }
+}
+"#,
+    );
+    let mut s = r.session();
+    // The coupon counts the touch; its message, deferred, is part of it.
+    assert_eq!(
+        ping(&r, &mut s, "u1", "x", "2026-11-23T23:00:00Z"),
+        [
+            done("coupon"),
+            refused("message", "deferred 2026-11-24T08:00:00Z")
+        ]
+    );
+    s.advance_to(ts("2026-11-24T08:00:00Z")).unwrap();
+    assert_eq!(taken(&mut s), [done("message")]);
+    assert_eq!(
+        ping(&r, &mut s, "u2", "x", "2026-11-24T09:00:00Z"),
+        [done("coupon"), done("message")]
+    );
+    assert_eq!(
+        ping(&r, &mut s, "u2", "x", "2026-11-24T10:00:00Z"),
+        [refused("coupon", "campaign_limit")]
+    );
+}
