@@ -67,6 +67,16 @@ proptest! {
             // Kept as links are made, the name agrees with the resolution.
             for id in &ids {
                 prop_assert_eq!(graph.person(id).map(|p| p.to_string()), Some(want.clone()));
+                // And so are the person's identifiers (none listed for one
+                // never linked to another).
+                let mut members: Vec<Identifier> = graph.identifiers_of(id).cloned().collect();
+                members.sort_by_key(|i| i.to_string());
+                let mut component = ids.clone();
+                component.sort_by_key(|i| i.to_string());
+                if component.len() == 1 {
+                    component.clear();
+                }
+                prop_assert_eq!(members, component);
             }
         }
         prop_assert!(graph.person(&Identifier::new("device", "never-seen")).is_none());

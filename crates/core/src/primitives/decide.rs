@@ -151,6 +151,8 @@ impl Request<'_> {
 pub struct FiringMemo {
     firing: u64,
     checked: Vec<Checked>,
+    /// The other identifiers of the person the touch under way addresses.
+    others: Vec<Arc<str>>,
 }
 
 /// The campaign checks of one (campaign, person) in the firing under way.
@@ -308,6 +310,22 @@ impl Primitives {
         }
     }
 
+    /// The person's identifiers other than `id` (none until `id` is linked).
+    fn others(&self, id: &str, into: &mut Vec<Arc<str>>) {
+        into.clear();
+        let guard = self.identity.read().unwrap_or_else(|e| e.into_inner());
+        if guard.is_empty() {
+            return;
+        }
+        let me = Identifier::new(ID_KIND, id);
+        into.extend(
+            guard
+                .identifiers_of(&me)
+                .filter(|i| i.value() != id)
+                .map(|i| Arc::from(i.value())),
+        );
+    }
+
     /// Records that two identifiers belong to one person.
     pub fn link(&self, id: &str, same_as: &str) {
         let mut guard = self.identity.write().unwrap_or_else(|e| e.into_inner());
@@ -384,6 +402,7 @@ impl Primitives {
             return Outcome::failed("no user").with_detail("argument", Value::from("user"));
         };
         let user = self.person(id);
+        self.others(id, &mut memo.others);
         let campaign = self.decls.rule_campaigns.get(req.rule).copied().flatten();
         if let Some(c) = campaign {
             if let Some(refusal) = self.campaign_checks(req, env, memo, c, &user, count) {
@@ -418,7 +437,11 @@ impl Primitives {
         if memo.get(c, user).is_none() {
             let decl = &self.decls.campaigns[c];
             let id = req.text("user").unwrap_or(user);
-            let audiences = Either { env, id };
+            let audiences = Either {
+                env,
+                id,
+                others: &memo.others,
+            };
             let refusal = decl
                 .suppress
                 .iter()
@@ -458,7 +481,11 @@ impl Primitives {
     ) -> Option<Outcome> {
         let limit = self.campaign_limits[c].as_ref()?;
         let id = req.text("user").unwrap_or(user);
-        let audiences = Either { env, id };
+        let audiences = Either {
+            env,
+            id,
+            others: &[],
+        };
         let zone = zone_of(env, req, user);
         let name = &self.decls.campaigns[c].name;
         let mut send = SendAttempt::new(user, "", name, at);
@@ -582,11 +609,15 @@ impl Primitives {
             env,
             id: req.text("user").unwrap_or(user),
         };
+        let others = std::mem::take(&mut memo.others);
         let audiences = Either {
             env,
             id: req.text("user").unwrap_or(user),
+            others: &others,
         };
-        let routing = match router.route_via(&channels, &*self.store, &audiences, &reach, &ask) {
+        let routed = router.route_via(&channels, &*self.store, &audiences, &reach, &ask);
+        memo.others = others;
+        let routing = match routed {
             Ok(r) => r,
             Err(e) => return Outcome::failed(e.to_string()),
         };
@@ -774,17 +805,25 @@ fn zone_of(env: &dyn Surroundings, req: &Request<'_>, person: &str) -> Option<Ar
         .filter(|z| jiff::tz::TimeZone::get(z).is_ok())
 }
 
-/// Audience membership of the identifier a rule named, or of its person:
-/// lists hold the host's ids, which a link may have renamed.
+/// Audience membership of a person: of the identifier a rule named, of the
+/// person's name, or of any other of its identifiers. Lists hold the host's
+/// ids, which may name any of them: a complaint made from a phone stops
+/// the pushes to the same person's device.
 struct Either<'a> {
     env: &'a dyn Surroundings,
     id: &'a str,
+    others: &'a [Arc<str>],
 }
 
 impl Membership for Either<'_> {
     fn is_member(&self, audience: &str, person: &str) -> bool {
         let a = self.env.audiences();
-        a.is_member(audience, self.id) || (person != self.id && a.is_member(audience, person))
+        a.is_member(audience, self.id)
+            || (person != self.id && a.is_member(audience, person))
+            || self
+                .others
+                .iter()
+                .any(|o| **o != *person && a.is_member(audience, o))
     }
 }
 

@@ -76,6 +76,9 @@ pub struct IdentityGraph {
     /// For each component root, its smallest identifier (kept as links are
     /// made, so a person's name is found without resolving the graph).
     best: Vec<u32>,
+    /// For each component root of more than one identifier, its
+    /// identifiers (merged as links are made).
+    members: HashMap<u32, Vec<u32>>,
 }
 
 impl IdentityGraph {
@@ -133,6 +136,9 @@ impl IdentityGraph {
                         self.links.union(a, b);
                         let root = self.links.find_mut(a);
                         self.best[root as usize] = smaller;
+                        let mut merged = self.members.remove(&a).unwrap_or_else(|| vec![a]);
+                        merged.extend(self.members.remove(&b).unwrap_or_else(|| vec![b]));
+                        self.members.insert(root, merged);
                     }
                 }
             }
@@ -145,6 +151,19 @@ impl IdentityGraph {
         let &n = self.index.get(id)?;
         let root = self.links.find(n);
         Some(&self.identifiers[self.best[root as usize] as usize])
+    }
+
+    /// The identifiers of `id`'s person, `id` among them; none for an
+    /// identifier never seen or never linked to another.
+    pub fn identifiers_of(&self, id: &Identifier) -> impl Iterator<Item = &Identifier> {
+        let members = self
+            .index
+            .get(id)
+            .and_then(|&n| self.members.get(&self.links.find(n)));
+        members
+            .into_iter()
+            .flatten()
+            .map(|&m| &self.identifiers[m as usize])
     }
 
     /// Whether two identifiers belong to one person.

@@ -1,0 +1,108 @@
+//! Audiences after identity links: a list naming any identifier of a person
+//! holds for all of them, so a complaint made from a phone stops the pushes
+//! to the same person's device, whichever identifier names the person.
+
+use nudge::{Ruleset, Session, Status, Timestamp};
+
+const RULES: &str = r#"
+event seen { time at: timestamp  a: string  b: string }
+event ping { key user_id: string  time at: timestamp }
+audience complaints
+audience vip
+cap one_push_a_day { limit: 1 per calendar day  channel: "push"  exempt: [vip] }
+campaign care { suppress: [complaints] }
+
+rule link {
+    when
+        s: seen()
+    then
+        link_identity(id: s.a, same_as: s.b)
+}
+
+rule push_it {
+    campaign care
+    when
+        p: ping()
+    then
+        message(channel: "push", template: "hello", user: p.user_id)
+}
+"#;
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn insert(
+    r: &Ruleset,
+    s: &mut Session<nudge::campaign::CampaignHost>,
+    ty: &str,
+    j: serde_json::Value,
+) -> Vec<String> {
+    let at = ts(j["at"].as_str().unwrap());
+    if at > s.now() {
+        s.advance_to(at).unwrap();
+    }
+    let (t, v) = r.fact_from_json(ty, &j).unwrap_or_else(|e| panic!("{e}"));
+    s.insert(t, v).unwrap();
+    s.fire().unwrap();
+    let out = s
+        .decisions()
+        .filter(|d| d.action() == "message")
+        .map(|d| match d.status() {
+            Status::Done => "sent".to_string(),
+            Status::Suppressed(r) => r.to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    s.clear_decisions();
+    out
+}
+
+#[test]
+fn lists_hold_for_every_identifier_of_a_person() {
+    let r = Ruleset::from_str("identity.nudge", RULES).unwrap_or_else(|e| panic!("{e}"));
+    let mut s = r.session();
+    // The complaint names the phone, which does not name the person: the
+    // device's id is smaller.
+    s.host_mut()
+        .load_audience("complaints", ["zphone"])
+        .unwrap();
+    s.host_mut().load_audience("vip", ["ztablet"]).unwrap();
+    let ping = |user: &str, at: &str| serde_json::json!({"user_id": user, "at": at});
+    assert_eq!(
+        insert(&r, &mut s, "ping", ping("adevice", "2026-11-23T09:00:00Z")),
+        ["sent"]
+    );
+    insert(
+        &r,
+        &mut s,
+        "seen",
+        serde_json::json!({"a": "adevice", "b": "zphone", "at": "2026-11-23T09:01:00Z"}),
+    );
+    assert_eq!(
+        insert(&r, &mut s, "ping", ping("adevice", "2026-11-23T09:02:00Z")),
+        ["suppressed"],
+        "the phone's complaint holds for the device"
+    );
+
+    // The allow-list too: a tablet on the VIP list lets its person's other
+    // device past the daily push cap.
+    assert_eq!(
+        insert(&r, &mut s, "ping", ping("bdevice", "2026-11-23T10:00:00Z")),
+        ["sent"]
+    );
+    assert_eq!(
+        insert(&r, &mut s, "ping", ping("bdevice", "2026-11-23T10:01:00Z")),
+        ["capped"]
+    );
+    insert(
+        &r,
+        &mut s,
+        "seen",
+        serde_json::json!({"a": "bdevice", "b": "ztablet", "at": "2026-11-23T10:02:00Z"}),
+    );
+    assert_eq!(
+        insert(&r, &mut s, "ping", ping("bdevice", "2026-11-23T10:03:00Z")),
+        ["sent"]
+    );
+}
