@@ -8,7 +8,9 @@
 use nudge_core::primitives::audience::{Audience, AudienceError, Membership};
 use nudge_core::primitives::decide::{FiringMemo, Primitives, Request, Surroundings};
 use nudge_core::primitives::segments::Segments;
-use nudge_core::{FactType, FieldId, Outcome, Timestamp, TypeId, Value, ValueType};
+use nudge_core::{
+    FactKind, FactType, FieldId, Outcome, Schema, Timestamp, TypeId, Value, ValueType,
+};
 use nudge_rete::ir::{FunctionId, SetId};
 use nudge_rete::{DecisionRef, Host, Memory, Network};
 use smallvec::SmallVec;
@@ -445,7 +447,7 @@ impl Host for CampaignHost {
         let args: SmallVec<[(&str, &Value); 8]> = d.args().collect();
         // Only a coupon's claim needs the digest of the match.
         let match_digest = if d.action() == "coupon" {
-            match_digest(&memory, d.facts())
+            match_digest(self.net.rules().schema(), &memory, d.facts())
         } else {
             0
         };
@@ -494,8 +496,10 @@ impl Host for CampaignHost {
 /// FNV-1a 64 over the types and values of the matched facts: stable across
 /// sessions, processes and versions (unlike the std hasher), so that a
 /// coupon claim made from one match is the same claim wherever it is made.
-/// Aggregate bindings count by their values too.
-fn match_digest(memory: &Memory<'_>, facts: &[nudge_rete::FactId]) -> u64 {
+/// Aggregate bindings count by their values too. An event whose type has no
+/// `time` field counts by the time it was inserted as well: two of them with
+/// the same values on different days are two occasions, not a retry.
+fn match_digest(schema: &Schema, memory: &Memory<'_>, facts: &[nudge_rete::FactId]) -> u64 {
     struct Fnv(u64);
     impl Fnv {
         fn bytes(&mut self, b: &[u8]) {
@@ -517,6 +521,12 @@ fn match_digest(memory: &Memory<'_>, facts: &[nudge_rete::FactId]) -> u64 {
         };
         if let Some((ty, _)) = memory.fact(f) {
             h.tagged(9, &ty.index().to_le_bytes());
+            let t = schema.get(ty);
+            if t.kind() == FactKind::Event && t.time().is_none() {
+                if let Some(at) = memory.time(f) {
+                    h.tagged(10, &at.as_millis().to_le_bytes());
+                }
+            }
         }
         for v in values {
             match v {

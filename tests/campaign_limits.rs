@@ -198,3 +198,47 @@ rule reward {
         [refused("coupon", "campaign_limit")]
     );
 }
+
+/// A coupon claim is identified by what the rule matched: an event with no
+/// `time` field counts by when it was inserted, so the same values on
+/// other days are new claims (up to the template's limit), while the same
+/// event delivered twice at one instant is one claim.
+#[test]
+fn events_without_a_time_field_claim_by_when_they_came() {
+    let r = Ruleset::from_str(
+        "grab.nudge",
+        r#"
+event grab { key user_id: string }
+coupon three_each { value: 1.0  per_user: 3 }
+rule hand_out {
+    when
+        g: grab()
+    then
+        coupon(template: three_each, user: g.user_id)
+}
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut s = r.session();
+    let grab = |s: &mut Session<nudge::campaign::CampaignHost>, at: &str| {
+        s.advance_to(ts(at)).unwrap();
+        let (t, v) = r
+            .fact_from_json("grab", &serde_json::json!({"user_id": "u1"}))
+            .unwrap();
+        s.insert(t, v).unwrap();
+        s.fire().unwrap();
+        taken(s)
+    };
+    assert_eq!(grab(&mut s, "2026-11-23T09:00:00Z"), [done("coupon")]);
+    assert_eq!(
+        grab(&mut s, "2026-11-23T09:00:00Z"),
+        [refused("coupon", "already_issued")],
+        "delivered twice at one instant"
+    );
+    assert_eq!(grab(&mut s, "2026-11-24T09:00:00Z"), [done("coupon")]);
+    assert_eq!(grab(&mut s, "2026-11-25T09:00:00Z"), [done("coupon")]);
+    assert_eq!(
+        grab(&mut s, "2026-11-26T09:00:00Z"),
+        [refused("coupon", "per_user_limit")]
+    );
+}

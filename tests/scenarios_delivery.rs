@@ -57,8 +57,9 @@ fn s12_once_per_user() {
 
 /// S13: one strategy per cart, the matching one of highest salience (20
 /// coupon for high-value carts of 500+, 10 coupon for 200+, else the push
-/// alone); u1's second big cart wins the 20 coupon again, which comes back
-/// `already_issued` with the first coupon while its push still goes out.
+/// alone); u1's second big cart wins the 20 coupon's strategy again, but
+/// the template's one per rolling 30 days refuses it (`per_user_limit`, a
+/// new claim, not a retry of the first) while its push still goes out.
 #[test]
 fn s13_best_offer_group() {
     scenario("s13");

@@ -129,11 +129,10 @@ fn s22_layers_are_exclusive_within_and_independent_across() {
 /// nothing. A cart keeps the segment it was inserted with: u4's cart before
 /// the model re-scores u4 as persuadable earns nothing, the next one does.
 /// The campaign's 1 per 7d suppresses both decisions of u1's next cart
-/// (`campaign_limit`). Later claims within the coupon's 1 per 30d: one in
-/// the same 30-day period (counted from the epoch: the default occasion)
-/// is the first claim again (`already_issued`, its coupon id), one in the
-/// next period is refused (`per_user_limit`); the push goes out both
-/// times. More than 30 days after the first, u1 gets a new coupon.
+/// (`campaign_limit`). Later claims within the coupon's 1 per rolling 30d
+/// are new claims (other carts), refused `per_user_limit` however the days
+/// fall; the push goes out both times. More than 30 days after the first,
+/// u1 gets a new coupon.
 #[test]
 fn s23_uplift_persuadables() {
     scenario("s23");

@@ -764,13 +764,13 @@ impl Primitives {
 /// What makes a claim of a coupon differ from the user's other claims of
 /// it, when the rule does not say (`occasion:`):
 ///
-/// - with a per-user limit of one, the limit's period (`m2026-11` for one
-///   a calendar month, the number of whole windows since the epoch for one
-///   per rolling window, nothing for one per lifetime), so a second claim
-///   in the period is the first one again;
-/// - otherwise the match itself (the rule, and a digest of the facts it
-///   matched), so a retry or replay of it, in any session or process, is the
-///   same claim, and other matches are new ones, up to the limit.
+/// - with a per-user limit of one per calendar period or lifetime, the
+///   period (`m2026-11` for one a calendar month, nothing for one per
+///   lifetime), so a second claim in the period is the first one again;
+/// - otherwise (a rolling window has no periods to name) the match itself
+///   (the rule, and a digest of the facts it matched), so a retry or replay
+///   of it, in any session or process, is the same claim, and other matches
+///   are new ones, up to the limit.
 fn default_occasion(
     decl: &crate::decl::CouponDecl,
     zone: Option<&str>,
@@ -779,14 +779,15 @@ fn default_occasion(
     use crate::decl::Period;
     let period = match decl.per_user {
         Some(limit) => match limit.period {
-            Period::Rolling(d) if d.as_millis() > 0 => {
-                format!("r{}", req.time.as_millis().div_euclid(d.as_millis()))
-            }
+            Period::Rolling(_) => String::new(),
             p => super::caps::limit_window(p, zone.unwrap_or("UTC"), req.time)?.0,
         },
         None => String::new(),
     };
-    if decl.per_user.is_some_and(|l| l.count == 1) {
+    if decl
+        .per_user
+        .is_some_and(|l| l.count == 1 && !matches!(l.period, Period::Rolling(_)))
+    {
         return Ok(period);
     }
     Ok(format!(

@@ -121,6 +121,15 @@ impl<'a> Memory<'a> {
         self.facts.get(id).map(|d| &d.values[..])
     }
 
+    /// The time of a live event: its `time` field, or the clock when it was
+    /// inserted (see `docs/time.md`); for a fact, when it was inserted.
+    pub fn time(&self, id: FactId) -> Option<Timestamp> {
+        self.facts
+            .get(id)
+            .filter(|d| d.ty != BINDING_TYPE)
+            .map(|d| d.time)
+    }
+
     /// The live facts of fact type `ty` (one with a key field; events are
     /// not indexed) whose key is `key`, in the order they were inserted.
     pub fn by_key(&self, ty: TypeId, key: &Value) -> impl Iterator<Item = (FactId, &'a [Value])> {
