@@ -403,6 +403,13 @@ pub fn quiet_until(
     // back, quiet hours ending at 01:30 end at the second 01:30.
     let earlier = end_local.to_zoned(tz.clone()).map_err(|_| range())?;
     let mut until = earlier.timestamp().as_millisecond();
+    if let jiff::tz::AmbiguousOffset::Gap { .. } = tz.to_ambiguous_zoned(end_local).offset() {
+        // A time in the gap reads as one past it (02:30 as 03:30); the
+        // clocks jumped at the transition just before that.
+        if let Some(t) = tz.preceding(earlier.timestamp()).next() {
+            until = t.timestamp().as_millisecond();
+        }
+    }
     if until <= at.as_millis() {
         let later = tz
             .to_ambiguous_zoned(end_local)
@@ -473,11 +480,18 @@ mod tests {
             quiet_until(ts("2026-03-08T03:00:00Z"), "America/New_York", q).unwrap(),
             Some(ts("2026-03-08T11:00:00Z"))
         );
-        // Ending at 02:30, inside the gap: the first instant after it.
+        // Ending at 02:30, inside the gap: the first instant after it,
+        // 03:00 EDT (07:00 UTC), not 03:30.
         let q = quiet(60, 150);
         assert_eq!(
             quiet_until(ts("2026-03-08T06:30:00Z"), "America/New_York", q).unwrap(),
-            Some(ts("2026-03-08T07:30:00Z"))
+            Some(ts("2026-03-08T07:00:00Z"))
+        );
+        // The same from before midnight.
+        let q = quiet(22 * 60, 150);
+        assert_eq!(
+            quiet_until(ts("2027-03-14T04:00:00Z"), "America/New_York", q).unwrap(),
+            Some(ts("2027-03-14T07:00:00Z"))
         );
     }
 
