@@ -300,7 +300,29 @@ impl RuleCx<'_> {
                     None
                 }
                 Some((ParamType::Value(types), required)) => {
-                    self.value_arg(sig.name(), arg, &types, required)
+                    let lowered = self.value_arg(sig.name(), arg, &types, required);
+                    // A required argument written as an empty string or
+                    // list names nothing: no channel, no template, nobody.
+                    let empty = match &lowered {
+                        Some(Arg::Expr(nudge_rete::ir::Expr::Const(nudge_core::Value::Str(s)))) => {
+                            s.is_empty()
+                        }
+                        Some(Arg::Expr(nudge_rete::ir::Expr::Const(nudge_core::Value::List(
+                            l,
+                        )))) => l.is_empty(),
+                        _ => false,
+                    };
+                    if required && empty {
+                        self.diags.push(Diagnostic::new(
+                            ErrorKind::BadArgument,
+                            arg.value.span,
+                            format!("`{}` of `{}` is empty", arg.name.name, sig.name()),
+                            "names nothing",
+                        ));
+                        None
+                    } else {
+                        lowered
+                    }
                 }
                 Some((ParamType::Decl(kind), _)) => {
                     let names = match kind {

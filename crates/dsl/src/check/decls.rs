@@ -656,7 +656,52 @@ impl Env {
             && shards.is_none_or(|x| x.is_some())
             && min_spend.is_none_or(|x| x.is_some())
             && discount.is_none_or(|x| x.is_some());
-        if let (Some(value), true) = (value, all_ok) {
+        // Settings each valid alone that do not work together.
+        let never = |key: &str, message: String, diags: &mut Vec<Diagnostic>| {
+            if let Some(v) = b.get(key) {
+                let label = match key {
+                    "shards" => "more sub-stocks than coupons",
+                    _ => "no coupon could be issued",
+                };
+                diags.push(Diagnostic::new(
+                    ErrorKind::BadSetting,
+                    v.value.span,
+                    message,
+                    label,
+                ));
+            }
+        };
+        let mut sound = true;
+        if let (Some(v), Some(Some(budget))) = (value, budget) {
+            if budget < v {
+                never(
+                    "budget",
+                    format!("a budget of {budget} does not pay for one coupon of {v}"),
+                    diags,
+                );
+                sound = false;
+            }
+        }
+        if let Some(Some(limit)) = per_user {
+            if limit.count == 0 {
+                never(
+                    "per_user",
+                    "a per-user limit of 0 lets nobody have one".into(),
+                    diags,
+                );
+                sound = false;
+            }
+        }
+        if let (Some(Some(stock)), Some(Some(n))) = (stock, shards) {
+            if stock < n {
+                let message = format!(
+                    "{n} sub-stocks for a stock of {stock}: some would hold no coupon; use at most {stock}"
+                );
+                never("shards", message, diags);
+                sound = false;
+            }
+        }
+        if let (Some(value), true) = (value, all_ok && sound) {
             self.decls.coupons.push(CouponDecl {
                 name: s.name.name.as_str().into(),
                 value,
