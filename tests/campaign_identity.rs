@@ -106,3 +106,70 @@ fn lists_hold_for_every_identifier_of_a_person() {
         ["sent"]
     );
 }
+
+/// A coupon of one per user is one per person, whatever name the person had
+/// when it claimed: a link that renames the person (a smaller identifier
+/// joins) keeps the earlier claim in its count.
+#[test]
+fn a_person_renamed_by_a_link_keeps_its_coupon_count() {
+    let r = Ruleset::from_str(
+        "coupons.nudge",
+        r#"
+event seen { time at: timestamp  a: string  b: string }
+event ping { key user_id: string  time at: timestamp }
+coupon welcome { value: 5.0  per_user: 1  shards: 4  stock: 100 }
+rule link {
+    when
+        s: seen()
+    then
+        link_identity(id: s.a, same_as: s.b)
+}
+rule reward {
+    when
+        p: ping()
+    then
+        coupon(template: welcome, user: p.user_id)
+}
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut s = r.session();
+    let mut step = |ty: &str, j: serde_json::Value| -> Vec<String> {
+        let at = ts(j["at"].as_str().unwrap());
+        if at > s.now() {
+            s.advance_to(at).unwrap();
+        }
+        let (t, v) = r.fact_from_json(ty, &j).unwrap_or_else(|e| panic!("{e}"));
+        s.insert(t, v).unwrap();
+        s.fire().unwrap();
+        let out = s
+            .decisions()
+            .filter(|d| d.action() == "coupon")
+            .map(|d| match d.status() {
+                Status::Done => "issued".to_string(),
+                Status::Suppressed(r) => r.to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        s.clear_decisions();
+        out
+    };
+    let ping = |user: &str, at: &str| serde_json::json!({"user_id": user, "at": at});
+    assert_eq!(
+        step("ping", ping("zphone", "2026-11-23T09:00:00Z")),
+        ["issued"]
+    );
+    // The device's id is smaller: the person is renamed `adevice`.
+    step(
+        "seen",
+        serde_json::json!({"a": "adevice", "b": "zphone", "at": "2026-11-23T09:01:00Z"}),
+    );
+    assert_eq!(
+        step("ping", ping("adevice", "2026-11-23T09:02:00Z")),
+        ["per_user_limit"]
+    );
+    assert_eq!(
+        step("ping", ping("zphone", "2026-11-23T09:03:00Z")),
+        ["per_user_limit"]
+    );
+}

@@ -381,6 +381,12 @@ fn run(ops: &[(Op, i64)], server: &mut Server) -> Result<(), TestCaseError> {
                 let want = memory.reserve(&req).unwrap();
                 let got = reserve_outcome(&server.eval(&redis::reserve(&req)));
                 prop_assert_eq!(got, want, "op {}: {:?}", i, op);
+                // The claimant's count, read as a person's other name is.
+                if let Some(counter) = &req.per_user {
+                    let want = memory.window_count(counter, at).unwrap();
+                    let got = int(&server.eval(&redis::window_count(counter, at))[0]);
+                    prop_assert_eq!(got, i64::from(want), "count after op {}: {:?}", i, op);
+                }
             }
             Op::Count { user, counters } => {
                 let user = format!("u{user}");

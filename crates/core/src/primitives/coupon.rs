@@ -196,6 +196,10 @@ pub struct IssueRequest<'a> {
     pub occasion: &'a str,
     /// The user's time zone, for calendar per-user limits (UTC if `None`).
     pub zone: Option<&'a str>,
+    /// The person's other names: identifiers linked to it, under which it
+    /// may have claimed before; their claims count toward the per-user
+    /// limit.
+    pub others: &'a [Arc<str>],
     /// The current time.
     pub now: Timestamp,
 }
@@ -207,6 +211,7 @@ impl<'a> IssueRequest<'a> {
             user,
             occasion: "",
             zone: None,
+            others: &[],
             now,
         }
     }
@@ -220,6 +225,13 @@ impl<'a> IssueRequest<'a> {
     /// Sets the user's time zone.
     pub fn zone(mut self, zone: &'a str) -> Self {
         self.zone = Some(zone);
+        self
+    }
+
+    /// Sets the person's other names, whose claims count toward the
+    /// per-user limit.
+    pub fn others(mut self, others: &'a [Arc<str>]) -> Self {
+        self.others = others;
         self
     }
 }
@@ -403,7 +415,28 @@ impl CouponIssuer {
         };
         let expires_at = self.decl.valid_for.and_then(|d| req.now.checked_add(d));
         let payload = encode_record(req.now, expires_at);
+        // The person's claims under its other names (identifiers linked to
+        // it since) count too. No claim is made under those names any more,
+        // so their counts only fall: read once, they are carried like the
+        // counts of the empty sub-stocks below.
         let mut carried: u32 = 0;
+        if let Some((_, (label, window))) = &per_user {
+            for other in req.others {
+                for (shard, sub) in self.subs.iter().enumerate() {
+                    if sub.is_empty() {
+                        continue;
+                    }
+                    let counter = super::store::WindowCounter {
+                        key: self
+                            .layout
+                            .coupon_user(&self.decl.name, shard as u32, other, label),
+                        limit: 0,
+                        window: *window,
+                    };
+                    carried = carried.saturating_add(store.window_count(&counter, req.now)?);
+                }
+            }
+        }
         let mut budget_bound = false;
         for shard in self.order(req.user) {
             let sub = self.subs[shard as usize];

@@ -151,7 +151,8 @@ impl Request<'_> {
 pub struct FiringMemo {
     firing: u64,
     checked: Vec<Checked>,
-    /// The other identifiers of the person the touch under way addresses.
+    /// The identifiers of the person the touch under way addresses, other
+    /// than its name.
     others: Vec<Arc<str>>,
 }
 
@@ -310,8 +311,9 @@ impl Primitives {
         }
     }
 
-    /// The person's identifiers other than `id` (none until `id` is linked).
-    fn others(&self, id: &str, into: &mut Vec<Arc<str>>) {
+    /// The identifiers of `id`'s person other than its name (none until
+    /// `id` is linked): names it may have had before a link renamed it.
+    fn others(&self, id: &str, person: &str, into: &mut Vec<Arc<str>>) {
         into.clear();
         let guard = self.identity.read().unwrap_or_else(|e| e.into_inner());
         if guard.is_empty() {
@@ -321,7 +323,7 @@ impl Primitives {
         into.extend(
             guard
                 .identifiers_of(&me)
-                .filter(|i| i.value() != id)
+                .filter(|i| i.value() != person)
                 .map(|i| Arc::from(i.value())),
         );
     }
@@ -359,7 +361,9 @@ impl Primitives {
             self.store.purge_expired(Timestamp::from_millis(earliest));
         }
         match req.action {
-            "coupon" => self.touch(req, env, memo, true, |user, _| self.coupon(req, env, user)),
+            "coupon" => self.touch(req, env, memo, true, |user, memo| {
+                self.coupon(req, env, user, &memo.others)
+            }),
             // A message counts toward its campaign's limit when it goes out
             // (or is deferred), not before routing.
             "message" => self.touch(req, env, memo, false, |user, memo| {
@@ -402,7 +406,7 @@ impl Primitives {
             return Outcome::failed("no user").with_detail("argument", Value::from("user"));
         };
         let user = self.person(id);
-        self.others(id, &mut memo.others);
+        self.others(id, &user, &mut memo.others);
         let campaign = self.decls.rule_campaigns.get(req.rule).copied().flatten();
         if let Some(c) = campaign {
             if let Some(refusal) = self.campaign_checks(req, env, memo, c, &user, count) {
@@ -530,7 +534,15 @@ impl Primitives {
         }
     }
 
-    fn coupon(&self, req: &Request<'_>, env: &dyn Surroundings, user: &str) -> Outcome {
+    /// `others`: the person's other names, whose claims count toward the
+    /// template's per-user limit.
+    fn coupon(
+        &self,
+        req: &Request<'_>,
+        env: &dyn Surroundings,
+        user: &str,
+        others: &[Arc<str>],
+    ) -> Outcome {
         let Some(template) = req.text("template") else {
             return Outcome::failed("no template");
         };
@@ -549,7 +561,9 @@ impl Primitives {
             }
             Some(v) => v.to_string(),
         };
-        let mut ask = IssueRequest::new(user, req.time).occasion(&occasion);
+        let mut ask = IssueRequest::new(user, req.time)
+            .occasion(&occasion)
+            .others(others);
         ask.zone = zone.as_deref();
         let template_v = Value::Str(template.into());
         match issuer.issue(&*self.store, &ask) {
@@ -824,7 +838,7 @@ impl Membership for Either<'_> {
             || self
                 .others
                 .iter()
-                .any(|o| **o != *person && a.is_member(audience, o))
+                .any(|o| **o != *self.id && a.is_member(audience, o))
     }
 }
 
@@ -889,6 +903,13 @@ mod tests {
         }
         fn count(&self, key: &Key, now: Timestamp) -> Result<u64, StoreError> {
             self.inner.count(key, now)
+        }
+        fn window_count(
+            &self,
+            c: &crate::primitives::store::WindowCounter,
+            now: Timestamp,
+        ) -> Result<u32, StoreError> {
+            self.inner.window_count(c, now)
         }
         fn purge_expired(&self, now: Timestamp) -> usize {
             self.purges.fetch_add(1, Ordering::Relaxed);

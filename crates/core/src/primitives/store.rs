@@ -499,6 +499,11 @@ pub trait StateStore: Send + Sync {
     /// unexpired entries count); 0 if absent.
     fn count(&self, key: &Key, now: Timestamp) -> Result<u64, StoreError>;
 
+    /// The entries of a window counter that count at `now` (its limit is
+    /// not used): a read, for look-ups such as a person's claims under its
+    /// other names.
+    fn window_count(&self, counter: &WindowCounter, now: Timestamp) -> Result<u32, StoreError>;
+
     /// Drops the keys expired at `now`, for a store that keeps them until
     /// they are touched; returns how many. A store that expires keys by
     /// itself (Redis) does nothing, the default.
@@ -898,6 +903,12 @@ impl StateStore for MemoryStore {
         }
     }
 
+    fn window_count(&self, counter: &WindowCounter, now: Timestamp) -> Result<u32, StoreError> {
+        check_window(counter)?;
+        self.slot(counter.key.hash_tag())
+            .window_count(counter, now.as_millis())
+    }
+
     fn count(&self, key: &Key, now: Timestamp) -> Result<u64, StoreError> {
         let mut slot = self.slot(key.hash_tag());
         match slot.live(key, now.as_millis()) {
@@ -1041,6 +1052,20 @@ end
 return {'set'}
 "#;
 
+    /// [`StateStore::window_count`](super::StateStore::window_count).
+    ///
+    /// `KEYS`: the counter. `ARGV`: now (ms), `fixed` or `rolling`, the
+    /// window's length (ms) for `rolling`.
+    ///
+    /// Replies: `[count]`.
+    pub const WINDOW_COUNT: &str = r#"
+if ARGV[2] == 'rolling' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
+  return {redis.call('ZCARD', KEYS[1])}
+end
+return {tonumber(redis.call('GET', KEYS[1]) or '0')}
+"#;
+
     /// One script invocation: `EVAL script len(keys) keys... args...`.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct ScriptCall {
@@ -1130,6 +1155,16 @@ return {'set'}
             script: SET_IF_ABSENT,
             keys: vec![key.clone()],
             args: vec![value.to_vec(), expiry(now, ttl)],
+        }
+    }
+
+    /// The [`WINDOW_COUNT`] call for a counter.
+    pub fn window_count(counter: &super::WindowCounter, now: Timestamp) -> ScriptCall {
+        let (kind, param) = window_args(counter.window);
+        ScriptCall {
+            script: WINDOW_COUNT,
+            keys: vec![counter.key.clone()],
+            args: vec![num(now.as_millis()), kind, param],
         }
     }
 }
