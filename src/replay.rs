@@ -30,6 +30,11 @@
 //! {"address": "wechat", "field": "profile.wechat_openid"}
 //! ```
 //!
+//! A line holds one operation, with the keys shown for it (and `at`): a
+//! line with two operations, a key its operation does not take, or a key
+//! it needs left out (a `modify`'s `fields`, a `reach`'s `reachable` or
+//! `opted_out`) is refused.
+//!
 //! An `audience` line loads the audience's members; a `context` line sets
 //! the row a context provider answers for a key (every declared context
 //! starts as an empty table, which answers nulls); a `reach` line records
@@ -225,6 +230,8 @@ impl<'r> Replayer<'r> {
         let Json::Object(obj) = j else {
             return Err("a line is a JSON object".to_string());
         };
+        let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        operation(&keys).map_err(|e| e.to_string())?;
         if let Some(at) = obj.get("at") {
             let at = at.as_str().ok_or("`at` is an RFC 3339 time")?;
             let t: Timestamp = at.parse().map_err(|e| format!("`at`: {e}"))?;
@@ -275,10 +282,18 @@ impl<'r> Replayer<'r> {
             return self.session.host_mut().set_channel_address(channel, ty, f);
         }
         if let Some(reach) = obj.get("reach") {
+            let Json::Object(reach) = reach else {
+                return Err(
+                    "`reach` is an object with `user`, `channel` and `reachable` or `opted_out`"
+                        .to_string(),
+                );
+            };
+            let keys: Vec<&str> = reach.keys().map(String::as_str).collect();
+            reach_keys(&keys).map_err(|e| e.to_string())?;
             let user = reach.get("user").and_then(Json::as_str);
             let channel = reach.get("channel").and_then(Json::as_str);
             let (Some(user), Some(channel)) = (user, channel) else {
-                return Err("`reach` needs `user` and `channel`".to_string());
+                return Err("`user` and `channel` of `reach` are strings".to_string());
             };
             let contacts = self.session.host_mut().contacts_mut();
             if let Some(r) = reach.get("reachable") {
@@ -345,7 +360,7 @@ impl<'r> Replayer<'r> {
             }
             Ok(())
         } else {
-            Err("a line needs `insert`, `modify`, `retract`, `advance`, `audience`, `context`, `reach` or `address`".to_string())
+            Err(OperationError::NoOperation.to_string())
         }
     }
 
@@ -377,7 +392,13 @@ impl<'r> Replayer<'r> {
                 })
                 .ok_or_else(|| format!("context `{name}` fills no field `{field}`"))?;
             let value = match v {
-                Json::Null => Value::Null,
+                Json::Null if def.optional => Value::Null,
+                Json::Null => {
+                    return Err(format!(
+                        "field `{field}` of context `{name}` is {} and required: got null",
+                        def.ty
+                    ))
+                }
                 v => crate::json_value(v, def.ty).map_err(|p| {
                     format!("field `{field}` of context `{name}` is {}: {p}", def.ty)
                 })?,
@@ -528,6 +549,137 @@ impl<'r> Replayer<'r> {
     }
 }
 
+/// The operations a line may hold, each with the keys it takes besides its
+/// own and `at`, and how many of those (the first ones) it needs.
+const OPERATIONS: [(&str, &[&str], usize); 8] = [
+    ("insert", &["fields", "ref"], 0),
+    ("modify", &["fields"], 1),
+    ("retract", &[], 0),
+    ("advance", &[], 0),
+    ("audience", &["members"], 1),
+    ("context", &["key", "values"], 2),
+    ("reach", &[], 0),
+    ("address", &["field"], 1),
+];
+
+/// The keys of a `reach` operation's object.
+const REACH: [&str; 4] = ["user", "channel", "reachable", "opted_out"];
+
+/// Why the keys of a line (or of an operation replayed from Python) do not
+/// make one complete operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OperationError {
+    /// No key names an operation.
+    #[error(
+        "no operation given: one of `insert`, `modify`, `retract`, `advance`, `audience`, \
+         `context`, `reach` or `address` is needed"
+    )]
+    NoOperation,
+    /// Keys name more than one operation.
+    #[error("{} are {} operations: give one at a time", listed(.0), .0.len())]
+    Several(Vec<&'static str>),
+    /// A key the operation does not take.
+    #[error("`{operation}` takes no key `{key}` (it takes {})", listed(.takes))]
+    Unknown {
+        /// The operation.
+        operation: &'static str,
+        /// The key.
+        key: String,
+        /// The keys the operation takes.
+        takes: Vec<&'static str>,
+    },
+    /// Keys the operation needs are missing.
+    #[error("`{operation}` needs {needs}")]
+    Missing {
+        /// The operation.
+        operation: &'static str,
+        /// What it needs, in words (`` `fields` ``).
+        needs: String,
+    },
+}
+
+/// The operation that the keys of a line make: exactly one operation's
+/// key, no key that operation does not take (besides `at`), and every key
+/// it needs. The Python bindings check replayed operations with it too.
+///
+/// ```
+/// use nudge::replay::{operation, OperationError};
+/// assert_eq!(operation(&["insert", "fields", "at"]), Ok("insert"));
+/// assert!(matches!(operation(&["insert", "advance"]), Err(OperationError::Several(_))));
+/// assert_eq!(
+///     operation(&["modify"]).unwrap_err().to_string(),
+///     "`modify` needs `fields`"
+/// );
+/// ```
+pub fn operation(keys: &[&str]) -> Result<&'static str, OperationError> {
+    let kinds: Vec<&(&str, &[&str], usize)> = OPERATIONS
+        .iter()
+        .filter(|(kind, ..)| keys.contains(kind))
+        .collect();
+    let &&(kind, takes, required) = match kinds.as_slice() {
+        [one] => one,
+        [] => return Err(OperationError::NoOperation),
+        many => {
+            return Err(OperationError::Several(
+                many.iter().map(|(kind, ..)| *kind).collect(),
+            ))
+        }
+    };
+    if let Some(other) = keys
+        .iter()
+        .find(|k| **k != kind && **k != "at" && !takes.contains(k))
+    {
+        let mut known = vec!["at"];
+        known.extend_from_slice(takes);
+        return Err(OperationError::Unknown {
+            operation: kind,
+            key: other.to_string(),
+            takes: known,
+        });
+    }
+    match takes[..required].iter().find(|k| !keys.contains(k)) {
+        Some(missing) => Err(OperationError::Missing {
+            operation: kind,
+            needs: format!("`{missing}`"),
+        }),
+        None => Ok(kind),
+    }
+}
+
+/// Checks the keys of a `reach` operation's object: `user`, `channel`, and
+/// `reachable` or `opted_out` or both, and no other.
+pub fn reach_keys(keys: &[&str]) -> Result<(), OperationError> {
+    if let Some(other) = keys.iter().find(|k| !REACH.contains(k)) {
+        return Err(OperationError::Unknown {
+            operation: "reach",
+            key: other.to_string(),
+            takes: REACH.to_vec(),
+        });
+    }
+    let needs = if !keys.contains(&"user") || !keys.contains(&"channel") {
+        "`user` and `channel`"
+    } else if !keys.contains(&"reachable") && !keys.contains(&"opted_out") {
+        "`reachable` or `opted_out`"
+    } else {
+        return Ok(());
+    };
+    Err(OperationError::Missing {
+        operation: "reach",
+        needs: needs.to_string(),
+    })
+}
+
+/// Names in words: "`a`, `b` and `c`".
+fn listed(names: &[&str]) -> String {
+    let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 /// A value as JSON: timestamps as RFC 3339, durations as literals.
 pub fn value_json(v: &Value) -> Json {
     match v {
@@ -552,5 +704,101 @@ impl Provider for SharedTable {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .provide(fact)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &str = r#"
+event visit { key user_id: string }
+context features for visit { level: int  segment: string? }
+audience vip
+rule vip_visit {
+    when v: visit(user_id in audience vip)
+    then message(channel: "push", template: "hi", user: v.user_id)
+}
+"#;
+
+    /// The error of each line of `lines`, replayed one by one (`None` for a
+    /// line applied), and the session's clock after them.
+    fn errors(lines: &[&str]) -> (Vec<Option<String>>, Timestamp) {
+        let rules = Ruleset::from_str("rules.nudge", RULES).expect("rules compile");
+        let mut replayer = Replayer::new(&rules);
+        let mut found = Vec::new();
+        for line in lines {
+            let r = replayer.run("events", line.as_bytes(), None, true, |_| {});
+            found.push(r.err().map(|e| e.to_string()));
+        }
+        (found, replayer.session().now())
+    }
+
+    #[test]
+    fn a_line_holds_one_operation_with_the_keys_it_takes() {
+        let (found, now) = errors(&[
+            r#"{"insert": "visit", "fields": {"user_id": "u1"}, "advance": "1h"}"#,
+            r#"{"advance": "1h", "fields": {}}"#,
+            r#"{"insert": "visit", "fieldz": {"user_id": "u1"}}"#,
+            r#"{"retract": "v1", "ref": "v1"}"#,
+            r#"{"modify": "v1"}"#,
+            r#"{"audience": "vip"}"#,
+            r#"{"context": "features", "key": "u1"}"#,
+            r#"{"address": "sms"}"#,
+            r#"{"launch": "x"}"#,
+        ]);
+        let expected = [
+            "events:1: `insert` and `advance` are 2 operations: give one at a time",
+            "events:1: `advance` takes no key `fields` (it takes `at`)",
+            "events:1: `insert` takes no key `fieldz` (it takes `at`, `fields` and `ref`)",
+            "events:1: `retract` takes no key `ref` (it takes `at`)",
+            "events:1: `modify` needs `fields`",
+            "events:1: `audience` needs `members`",
+            "events:1: `context` needs `values`",
+            "events:1: `address` needs `field`",
+            "events:1: no operation given: one of `insert`, `modify`, `retract`, `advance`, \
+             `audience`, `context`, `reach` or `address` is needed",
+        ];
+        let expected: Vec<Option<String>> = expected.iter().map(|e| Some(e.to_string())).collect();
+        assert_eq!(found, expected);
+        assert_eq!(
+            now,
+            Timestamp::from_millis(0),
+            "no refused line moved the clock"
+        );
+    }
+
+    #[test]
+    fn reach_lines_and_context_rows_are_complete() {
+        let (found, _) = errors(&[
+            r#"{"reach": {"user": "u1", "channel": "sms"}}"#,
+            r#"{"reach": {"user": "u1", "channel": "sms", "reachable": false, "opt_out": true}}"#,
+            r#"{"reach": "u1"}"#,
+            r#"{"context": "features", "key": "u1", "values": {"level": null}}"#,
+            r#"{"context": "features", "key": "u1", "values": {"level": 2, "segment": null}}"#,
+            r#"{"reach": {"user": "u1", "channel": "sms", "opted_out": true}, "at": "2026-01-01T00:00:00Z"}"#,
+        ]);
+        assert_eq!(
+            found,
+            [
+                Some("events:1: `reach` needs `reachable` or `opted_out`".to_string()),
+                Some(
+                    "events:1: `reach` takes no key `opt_out` (it takes `user`, `channel`, \
+                     `reachable` and `opted_out`)"
+                        .to_string()
+                ),
+                Some(
+                    "events:1: `reach` is an object with `user`, `channel` and `reachable` or \
+                     `opted_out`"
+                        .to_string()
+                ),
+                Some(
+                    "events:1: field `level` of context `features` is int and required: got null"
+                        .to_string()
+                ),
+                None,
+                None,
+            ]
+        );
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::convert::show;
 use crate::errors;
-use crate::host::user_id;
+use crate::host::{user_id, user_ids};
 use crate::session::Session;
 use nudge_core::primitives::audience::{Audience, AudienceError, IdDictionary, UserIndex};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -138,7 +138,7 @@ impl PyIdDictionary {
     /// The index of user ``id`` (a ``str`` or an ``int``), or ``None`` if
     /// the dictionary does not hold it. Never adds the id.
     fn index(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<Option<u32>> {
-        let id = user_id(id, "`index` takes")?;
+        let id = user_id(id, "argument `id` of `IdDictionary.index`")?;
         self.read(py, |d| d.index(&id).map(UserIndex::get))
     }
 
@@ -152,20 +152,21 @@ impl PyIdDictionary {
 
     /// The index of user ``id``, giving it the next one if it has none.
     fn intern(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<u32> {
-        let id = user_id(id, "`intern` takes")?;
+        let id = user_id(id, "argument `id` of `IdDictionary.intern`")?;
         self.write(py, |d| d.intern(&id))?
             .map(UserIndex::get)
             .map_err(|e| full(py, e))
     }
 
-    /// The indices of ``ids`` (an iterable of ``str`` and ``int``), in
-    /// order, giving new ids the next indices: ``BitMap(ids.intern_many(users))``
-    /// is the bitmap of those users.
+    /// The indices of ``ids`` (an iterable of ``str`` and ``int``, not a
+    /// single ``str``), in order, giving new ids the next indices:
+    /// ``BitMap(ids.intern_many(users))`` is the bitmap of those users.
     fn intern_many(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
-        let ids = ids
-            .try_iter()?
-            .map(|id| user_id(&id?, "`intern_many` takes"))
-            .collect::<PyResult<Vec<String>>>()?;
+        let ids = user_ids(
+            ids,
+            "the ids given to `IdDictionary.intern_many`",
+            "an id given to `IdDictionary.intern_many`",
+        )?;
         self.write(py, |d| {
             ids.iter()
                 .map(|id| d.intern(id).map(UserIndex::get))
@@ -186,7 +187,7 @@ impl PyIdDictionary {
     }
 
     fn __contains__(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let id = user_id(id, "an `IdDictionary` holds")?;
+        let id = user_id(id, "an id looked up in an `IdDictionary`")?;
         self.read(py, |d| d.index(&id).is_some())
     }
 

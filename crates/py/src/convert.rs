@@ -18,7 +18,9 @@
 //! fit (an int beyond 64 bits, NaN, a malformed time) raises `ValueError`.
 //! Both name the fact type and the field. Times are kept to the
 //! millisecond: finer parts of a `datetime` or `timedelta` are dropped
-//! (rounded down).
+//! (rounded down), and to what Python's `datetime` and `timedelta` hold
+//! (years 1 to 9999; up to 999,999,999 days either way): a time or span
+//! beyond that is a `ValueError`, so that every value read back converts.
 
 use nudge::{Duration, FactType, FieldId, Timestamp, Value, ValueType};
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
@@ -33,6 +35,53 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 const MS_PER_DAY: i64 = 86_400_000;
+
+/// The earliest and latest times a `datetime` holds (0001-01-01T00:00:00Z
+/// and 9999-12-31T23:59:59.999Z), in milliseconds since the epoch.
+pub(crate) const EARLIEST: Timestamp = Timestamp::from_millis(-62_135_596_800_000);
+pub(crate) const LATEST: Timestamp = Timestamp::from_millis(253_402_300_799_999);
+
+/// The most days a `timedelta` holds, either way.
+const MAX_DAYS: i64 = 999_999_999;
+
+/// Whether `t` is a time a `datetime` holds.
+pub(crate) fn in_datetime_range(t: Timestamp) -> bool {
+    (EARLIEST..=LATEST).contains(&t)
+}
+
+/// Whether `ms` milliseconds is a span a `timedelta` holds.
+fn in_timedelta_range(ms: i64) -> bool {
+    (-MAX_DAYS..=MAX_DAYS).contains(&ms.div_euclid(MS_PER_DAY))
+}
+
+/// A time `datetime` holds, or a `ValueError` about `place`.
+fn checked_time(t: Timestamp, place: &dyn Place) -> PyResult<Timestamp> {
+    if in_datetime_range(t) {
+        Ok(t)
+    } else {
+        Err(bad_value(
+            place,
+            ValueType::Timestamp,
+            format!(
+                "{} ms since the epoch is outside the years 1 to 9999 that Python's datetime holds",
+                t.as_millis()
+            ),
+        ))
+    }
+}
+
+/// A span `timedelta` holds, or a `ValueError` about `place`.
+fn checked_span(ms: i64, place: &dyn Place) -> PyResult<Duration> {
+    if in_timedelta_range(ms) {
+        Ok(Duration::from_millis(ms))
+    } else {
+        Err(bad_value(
+            place,
+            ValueType::Duration,
+            format!("{ms} ms is longer than the 999999999 days Python's timedelta holds"),
+        ))
+    }
+}
 
 /// Where a value is going, for error messages: "field `amount` of
 /// `order_paid`", "argument 1 of host function `uplift`"...
@@ -243,47 +292,50 @@ fn to_value_with(
     })
 }
 
-/// A point in time: a `datetime`, milliseconds, or RFC 3339 text.
+/// A point in time: a `datetime`, milliseconds, or RFC 3339 text, within
+/// the years `datetime` holds.
 pub(crate) fn timestamp(obj: &Bound<'_, PyAny>, place: &dyn Place) -> PyResult<Timestamp> {
     let ty = ValueType::Timestamp;
-    if obj.is_instance_of::<PyDateTime>() {
-        return datetime_millis(obj)
+    let t = if obj.is_instance_of::<PyDateTime>() {
+        datetime_millis(obj)
             .map(Timestamp::from_millis)
-            .map_err(|e| bad_value(place, ty, e));
-    }
-    if obj.is_instance_of::<PyDate>() {
+            .map_err(|e| bad_value(place, ty, e))?
+    } else if obj.is_instance_of::<PyDate>() {
         return Err(PyTypeError::new_err(format!(
             "{} is {ty}: got a date without a time ({}); pass a datetime",
             place.describe(),
             show(obj)
         )));
-    }
-    if is_int_like(obj) {
-        return Ok(Timestamp::from_millis(int64(obj, place, ty)?));
-    }
-    if obj.is_instance_of::<PyString>() {
+    } else if is_int_like(obj) {
+        Timestamp::from_millis(int64(obj, place, ty)?)
+    } else if obj.is_instance_of::<PyString>() {
         let s = text(obj, place, ty)?;
-        return s.parse::<Timestamp>().map_err(|e| bad_value(place, ty, e));
-    }
-    Err(wrong_type(place, ty, obj))
+        s.parse::<Timestamp>()
+            .map_err(|e| bad_value(place, ty, e))?
+    } else {
+        return Err(wrong_type(place, ty, obj));
+    };
+    // Even a `datetime`: an aware one of year 1 may fall before it in UTC.
+    checked_time(t, place)
 }
 
-/// A span of time: a `timedelta`, milliseconds, or a literal such as `10m`.
+/// A span of time: a `timedelta`, milliseconds, or a literal such as `10m`,
+/// within what `timedelta` holds.
 pub(crate) fn duration(obj: &Bound<'_, PyAny>, place: &dyn Place) -> PyResult<Duration> {
     let ty = ValueType::Duration;
-    if let Ok(delta) = obj.cast::<PyDelta>() {
-        return delta_millis(delta)
-            .map(Duration::from_millis)
-            .ok_or_else(|| bad_value(place, ty, "too long"));
-    }
-    if is_int_like(obj) {
-        return Ok(Duration::from_millis(int64(obj, place, ty)?));
-    }
-    if obj.is_instance_of::<PyString>() {
+    let ms = if let Ok(delta) = obj.cast::<PyDelta>() {
+        delta_millis(delta).ok_or_else(|| bad_value(place, ty, "too long"))?
+    } else if is_int_like(obj) {
+        int64(obj, place, ty)?
+    } else if obj.is_instance_of::<PyString>() {
         let s = text(obj, place, ty)?;
-        return s.parse::<Duration>().map_err(|e| bad_value(place, ty, e));
-    }
-    Err(wrong_type(place, ty, obj))
+        s.parse::<Duration>()
+            .map_err(|e| bad_value(place, ty, e))?
+            .as_millis()
+    } else {
+        return Err(wrong_type(place, ty, obj));
+    };
+    checked_span(ms, place)
 }
 
 fn delta_millis(delta: &Bound<'_, PyDelta>) -> Option<i64> {
@@ -324,20 +376,30 @@ fn datetime_millis(dt: &Bound<'_, PyAny>) -> PyResult<i64> {
     delta_millis(delta).ok_or_else(|| PyValueError::new_err("time out of range"))
 }
 
-/// A timestamp as an aware `datetime` in UTC.
+/// A timestamp as an aware `datetime` in UTC. Input is kept within the
+/// years `datetime` holds, but a rule's arithmetic may leave them.
 pub(crate) fn datetime<'py>(py: Python<'py>, t: Timestamp) -> PyResult<Bound<'py, PyAny>> {
+    if !in_datetime_range(t) {
+        return Err(PyValueError::new_err(format!(
+            "the time {t} is outside the years 1 to 9999 that Python's datetime holds"
+        )));
+    }
     let delta = timedelta(py, t.as_millis())?;
     epochs(py)?.aware.bind(py).add(delta)
 }
 
 fn timedelta(py: Python<'_>, ms: i64) -> PyResult<Bound<'_, PyDelta>> {
+    if !in_timedelta_range(ms) {
+        return Err(PyValueError::new_err(format!(
+            "the span {} is longer than the 999999999 days Python's timedelta holds",
+            Duration::from_millis(ms)
+        )));
+    }
     let days = ms.div_euclid(MS_PER_DAY);
     let rest = ms.rem_euclid(MS_PER_DAY);
-    let days = i32::try_from(days)
-        .map_err(|_| PyValueError::new_err(format!("{ms} ms is beyond Python's datetime range")))?;
     PyDelta::new(
         py,
-        days,
+        days as i32,
         (rest / 1000) as i32,
         ((rest % 1000) * 1000) as i32,
         true,

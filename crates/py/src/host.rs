@@ -18,34 +18,62 @@ use nudge::campaign::{CampaignHost, ContextFact, ContextTable, Provider};
 use nudge::ir::{Action, Arg, Condition, Expr, FunctionId, Pattern, RuleSet, SetId};
 use nudge::{DecisionRef, FactType, Host, Memory, Network, Outcome, TypeId, Value};
 use nudge_core::primitives::audience::{Audience, IdDictionary};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyException, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyString, PyTuple};
 use pyo3::PyTraverseError;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// User ids for an audience, read from a Python iterable of `str` and
 /// `int`. Audiences hold ids as text: the int `42` is the id `"42"`.
 pub(crate) fn member_ids(ids: &Bound<'_, PyAny>, audience: &str) -> PyResult<Vec<String>> {
-    let what = format!("members of audience `{audience}` are");
+    user_ids(
+        ids,
+        &format!("the members of audience `{audience}`"),
+        &format!("a member of audience `{audience}`"),
+    )
+}
+
+/// User ids from a Python iterable of `str` and `int`; `what` names the
+/// iterable and `each` an item, for error messages. A single `str` (or
+/// `bytes`) is refused rather than read as its characters.
+pub(crate) fn user_ids(ids: &Bound<'_, PyAny>, what: &str, each: &str) -> PyResult<Vec<String>> {
+    if ids.is_instance_of::<PyString>()
+        || ids.is_instance_of::<PyBytes>()
+        || ids.is_instance_of::<PyByteArray>()
+    {
+        return Err(PyTypeError::new_err(format!(
+            "{what} are an iterable of user ids (str or int), not one {}; \
+             a single id goes in a list",
+            show(ids)
+        )));
+    }
     ids.try_iter()?
-        .map(|id| user_id(&id?, &what))
+        .map(|id| user_id(&id?, each))
         .collect::<PyResult<_>>()
 }
 
-/// A user id from a `str` or an `int` (as text: `42` is `"42"`); `what`
-/// starts the message of the `TypeError` for anything else.
-pub(crate) fn user_id(id: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+/// A user id from a `str` or an `int` (as text: `42` is `"42"`); `place`
+/// names the argument in the `TypeError` for anything else and in the
+/// `ValueError` for an int beyond 128 bits.
+pub(crate) fn user_id(id: &Bound<'_, PyAny>, place: &str) -> PyResult<String> {
     if let Ok(s) = id.cast::<PyString>() {
         Ok(s.to_cow()?.into_owned())
-    } else if id.is_instance_of::<pyo3::types::PyInt>()
-        && !id.is_instance_of::<pyo3::types::PyBool>()
-    {
-        Ok(id.extract::<i128>()?.to_string())
+    } else if id.is_instance_of::<PyInt>() && !id.is_instance_of::<PyBool>() {
+        match id.extract::<i128>() {
+            Ok(n) => Ok(n.to_string()),
+            Err(e) if e.is_instance_of::<PyOverflowError>(id.py()) => {
+                Err(PyValueError::new_err(format!(
+                    "{place} is a user id (str or int): {} does not fit in 128 bits",
+                    show(id)
+                )))
+            }
+            Err(e) => Err(e),
+        }
     } else {
         Err(PyTypeError::new_err(format!(
-            "{what} user ids (str or int), not {}",
+            "{place} is a user id (str or int), not {}",
             show(id)
         )))
     }
@@ -69,6 +97,8 @@ pub(crate) struct Failure {
     what: String,
     /// The rules concerned.
     rules: Vec<String>,
+    /// The fact inserted before the callable failed (it stays in).
+    fact: Option<u64>,
 }
 
 impl Failure {
@@ -80,8 +110,18 @@ impl Failure {
         }
     }
 
-    /// The `CallbackError` to raise.
+    /// Records that the fact `id` went in before the failure (or despite
+    /// it): its id travels with the error.
+    pub(crate) fn inserted(&mut self, id: u64) {
+        self.fact = Some(id);
+    }
+
+    /// The `CallbackError` to raise; an exception that is not an
+    /// `Exception` (`KeyboardInterrupt`, `SystemExit`) is raised as itself.
     pub(crate) fn into_err(self, py: Python<'_>) -> PyErr {
+        if !self.cause.is_instance_of::<PyException>(py) {
+            return self.cause;
+        }
         let by = match self.rules.len() {
             0 => String::new(),
             1 => format!(" (for rule `{}`)", self.rules[0]),
@@ -122,6 +162,9 @@ impl Failure {
         errors::set_attr(py, &err, "callback", self.callback);
         errors::set_attr(py, &err, "kind", self.kind);
         errors::set_attr(py, &err, "rules", self.rules);
+        if let Some(id) = self.fact {
+            errors::set_attr(py, &err, "fact_id", id);
+        }
         err
     }
 }
@@ -270,6 +313,7 @@ impl Provider for PyProvider {
                         t.name()
                     ),
                     rules: Vec::new(),
+                    fact: None,
                 });
                 message
             })
@@ -608,6 +652,7 @@ impl Host for PyHost {
                     callback: sig.name.to_string(),
                     what: format!("host function `{}`", sig.name),
                     rules: rules_calling(self.net.rules(), function),
+                    fact: None,
                 });
                 Value::Null
             })

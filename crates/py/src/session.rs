@@ -13,6 +13,7 @@ use crate::decision::{decision_list, new_decision, Decision};
 use crate::errors;
 use crate::host::{member_ids, user_id, Failure, PyHost};
 use crate::ruleset::Ruleset;
+use nudge::replay::OperationError;
 use nudge::{
     Clock, Duration, FactError, FactId, LatePolicy, SessionConfig, SessionError, Timestamp, TypeId,
     Value,
@@ -232,7 +233,14 @@ impl Inner {
         Ok(())
     }
 
-    fn apply(&mut self, rules: &nudge::Ruleset, step: Step) -> Result<(), Stop> {
+    /// Applies one step and fires; `inserted` receives the id of the fact
+    /// an insert put in, which stays in whatever fails after it.
+    fn apply(
+        &mut self,
+        rules: &nudge::Ruleset,
+        step: Step,
+        inserted: &mut Option<FactId>,
+    ) -> Result<(), Stop> {
         if let Some(at) = step.at {
             self.clock_to(at)?;
         }
@@ -251,15 +259,16 @@ impl Inner {
                     }
                 }
                 let id = self.session.insert(ty, values).map_err(Stop::Fact)?;
+                *inserted = Some(id);
                 if let Some(name) = name {
                     self.refs.insert(name, id);
                 }
-                self.session.fire().map_err(Stop::Session)?;
+                let fired = self.session.fire().map_err(Stop::Session).map(drop);
                 if transient {
                     // A rule may have retracted it already.
                     let _ = self.session.retract(id);
                 }
-                Ok(())
+                fired
             }
             Op::Modify { target, changes } => {
                 let id = self.resolve(&target)?;
@@ -280,7 +289,8 @@ impl Inner {
                     .session
                     .now()
                     .checked_add(d)
-                    .ok_or_else(|| Stop::Value("`advance` goes past the end of time".into()))?;
+                    .filter(|t| *t <= convert::LATEST)
+                    .ok_or_else(|| Stop::Value(past_the_latest("`advance`", d)))?;
                 self.clock_to(t)
             }
             Op::Audience { name, ids } => {
@@ -334,10 +344,16 @@ impl Inner {
         out: &mut Vec<Decision>,
     ) -> Result<(), (usize, Stop)> {
         for (k, step) in steps.into_iter().enumerate() {
-            let result = self.apply(rules, step);
+            let mut inserted = None;
+            let result = self.apply(rules, step, &mut inserted);
             let failure = self.session.host().take_failure();
             self.drain(rules, out);
-            settle(result, failure).map_err(|e| (first + k, e))?;
+            settle(result, failure).map_err(|mut e| {
+                if let (Stop::Callback(f), Some(id)) = (&mut e, inserted) {
+                    f.inserted(id.as_u64());
+                }
+                (first + k, e)
+            })?;
         }
         Ok(())
     }
@@ -522,82 +538,84 @@ impl Session {
         Ok((id, fact_values(&dict, t, names, strings)?))
     }
 
-    /// A replay operation from its dict.
-    fn step(&self, py: Python<'_>, inner: &Inner, op: &Bound<'_, PyAny>) -> PyResult<Step> {
+    /// Replay operation number `index` from its dict.
+    fn step(
+        &self,
+        py: Python<'_>,
+        inner: &Inner,
+        index: usize,
+        op: &Bound<'_, PyAny>,
+    ) -> PyResult<Step> {
         let op = op.cast::<PyDict>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "a replay operation is a dict such as {{\"insert\": type, \"fields\": {{...}}}}, not {}",
                 show(op)
             ))
         })?;
+        let kind = op_kind(op, index)?;
         let at = match op.get_item("at")? {
             Some(a) if !a.is_none() => Some(convert::timestamp(&a, &"`at`".to_string())?),
             _ => None,
         };
-        let fields = op.get_item("fields")?;
-        let op = if let Some(to) = op.get_item("advance")? {
-            Op::Advance(advance(&to)?)
-        } else if let Some(name) = op.get_item("audience")? {
-            let name = text_of(&name, "`audience` names an audience")?;
-            let members = op
-                .get_item("members")?
-                .ok_or_else(|| PyValueError::new_err("`audience` needs `members`"))?;
-            Op::Audience {
-                ids: member_ids(&members, &name)?,
-                name,
+        // `op_kind` saw every key needed.
+        let needs = |key: &str| {
+            op.get_item(key)?.ok_or_else(|| {
+                PyValueError::new_err(format!("replay operation {index}: `{kind}` needs `{key}`"))
+            })
+        };
+        let value = needs(kind)?;
+        let op = match kind {
+            "advance" => Op::Advance(advance(&value)?),
+            "audience" => {
+                let name = text_of(&value, "`audience` names an audience")?;
+                Op::Audience {
+                    ids: member_ids(&needs("members")?, &name)?,
+                    name,
+                }
             }
-        } else if let Some(name) = op.get_item("context")? {
-            self.context_op(py, &name, op)?
-        } else if let Some(channel) = op.get_item("address")? {
-            let channel = text_of(&channel, "`address` names a channel")?;
-            let field = op
-                .get_item("field")?
-                .ok_or_else(|| PyValueError::new_err("`address` needs `field`"))?;
-            let field = text_of(&field, "`field` is a str, `type.field`")?;
-            let Some((ty, field)) = field.split_once('.') else {
-                return Err(PyValueError::new_err(format!(
-                    "`field` is `type.field`, not `{field}`"
-                )));
-            };
-            Op::Address {
-                channel,
-                ty: ty.to_string(),
-                field: field.to_string(),
+            "context" => self.context_op(&value, &needs("key")?, &needs("values")?)?,
+            "address" => {
+                let channel = text_of(&value, "`address` names a channel")?;
+                let field = text_of(&needs("field")?, "`field` is a str, `type.field`")?;
+                let Some((ty, field)) = field.split_once('.') else {
+                    return Err(PyValueError::new_err(format!(
+                        "`field` is `type.field`, not `{field}`"
+                    )));
+                };
+                Op::Address {
+                    channel,
+                    ty: ty.to_string(),
+                    field: field.to_string(),
+                }
             }
-        } else if let Some(reach) = op.get_item("reach")? {
-            reach_op(&reach)?
-        } else if let Some(ty) = op.get_item("insert")? {
-            let empty = PyDict::new(py).into_any();
-            let (ty, values) = self.fact_input(&ty, fields.as_ref().unwrap_or(&empty), None)?;
-            let name = match op.get_item("ref")? {
-                Some(r) if !r.is_none() => Some(
-                    r.cast::<PyString>()
-                        .map_err(|_| PyTypeError::new_err("`ref` is a str"))?
-                        .to_cow()?
-                        .into_owned(),
-                ),
-                _ => None,
-            };
-            Op::Insert {
-                ty,
-                values,
-                name,
-                transient: false,
+            "reach" => reach_op(&value, index)?,
+            "insert" => {
+                let empty = PyDict::new(py).into_any();
+                let fields = op.get_item("fields")?;
+                let (ty, values) =
+                    self.fact_input(&value, fields.as_ref().unwrap_or(&empty), None)?;
+                let name = match op.get_item("ref")? {
+                    Some(r) if !r.is_none() => Some(
+                        r.cast::<PyString>()
+                            .map_err(|_| PyTypeError::new_err("`ref` is a str"))?
+                            .to_cow()?
+                            .into_owned(),
+                    ),
+                    _ => None,
+                };
+                Op::Insert {
+                    ty,
+                    values,
+                    name,
+                    transient: false,
+                }
             }
-        } else if let Some(t) = op.get_item("modify")? {
-            let target = target(&t)?;
-            let changes = match &fields {
-                Some(f) => self.changes_for(py, inner, &target, f)?,
-                None => Vec::new(),
-            };
-            Op::Modify { target, changes }
-        } else if let Some(t) = op.get_item("retract")? {
-            Op::Retract(target(&t)?)
-        } else {
-            return Err(PyValueError::new_err(
-                "a replay operation needs `insert`, `modify`, `retract`, `advance`, \
-                 `audience`, `context`, `reach` or `address`",
-            ));
+            "modify" => {
+                let target = target(&value)?;
+                let changes = self.changes_for(py, inner, &target, &needs("fields")?)?;
+                Op::Modify { target, changes }
+            }
+            _ => Op::Retract(target(&value)?),
         };
         Ok(Step { at, op })
     }
@@ -607,9 +625,9 @@ impl Session {
     /// the context fills.
     fn context_op(
         &self,
-        py: Python<'_>,
         name: &Bound<'_, PyAny>,
-        op: &Bound<'_, PyDict>,
+        key: &Bound<'_, PyAny>,
+        values: &Bound<'_, PyAny>,
     ) -> PyResult<Op> {
         let name = text_of(name, "`context` names a context")?;
         let schema = self.rules.network().rules().schema();
@@ -623,29 +641,27 @@ impl Session {
                 "the rules declare no context `{name}`"
             )));
         }
-        let key = op
-            .get_item("key")?
-            .ok_or_else(|| PyValueError::new_err("`context` needs `key`"))?;
         let key = if key.is_instance_of::<PyString>() {
             Value::Str(Arc::from(&*key.cast::<PyString>()?.to_cow()?))
         } else if key.is_instance_of::<PyInt>() && !key.is_instance_of::<PyBool>() {
-            Value::Int(key.extract()?)
+            Value::Int(key.extract().map_err(|_| {
+                PyValueError::new_err(format!(
+                    "the `key` of a context row: {} does not fit in 64 bits",
+                    show(key)
+                ))
+            })?)
         } else {
             return Err(PyTypeError::new_err(format!(
                 "the `key` of a context row is a str or an int, not {}",
-                show(&key)
+                show(key)
             )));
         };
-        let empty = PyDict::new(py);
-        let values = match op.get_item("values")? {
-            Some(v) => v.cast_into::<PyDict>().map_err(|e| {
-                PyTypeError::new_err(format!(
-                    "`values` is a dict of fields, not {}",
-                    show(&e.into_inner())
-                ))
-            })?,
-            None => empty,
-        };
+        let values = values.cast::<PyDict>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "`values` is a dict of fields, not {}",
+                show(values)
+            ))
+        })?;
         let mut row = Vec::with_capacity(values.len());
         for (field, v) in values.iter() {
             let field_name = field
@@ -669,7 +685,7 @@ impl Session {
             let place = format!("field `{field_name}` of context `{name}`");
             row.push((
                 def.name.clone(),
-                convert::to_value(&v, def.ty, true, &place)?,
+                convert::to_value(&v, def.ty, def.optional, &place)?,
             ));
         }
         Ok(Op::Context { name, key, row })
@@ -710,14 +726,17 @@ impl Session {
         py.detach(|| inner.run_steps(rules, steps, first, out))
     }
 
-    /// Feeds a batch: `convert` turns each item into a step (with the GIL);
-    /// steps run in chunks without it. A `Modify` needs the current type of
-    /// its fact, so `convert` sees the session as the steps before it left it.
+    /// Feeds a batch: `convert` turns each item (and its position) into a
+    /// step (with the GIL); steps run in chunks without it. A `Modify` needs
+    /// the current type of its fact, so `convert` sees the session as the
+    /// steps before it left it. With `tables`, contexts nothing serves are
+    /// served by empty tables from the first step run on (as in a replay).
     fn batch<'py>(
         &self,
         py: Python<'py>,
         items: &Bound<'py, PyAny>,
-        mut convert: impl FnMut(&Inner, &Bound<'py, PyAny>) -> PyResult<Step>,
+        tables: bool,
+        mut convert: impl FnMut(&Inner, usize, &Bound<'py, PyAny>) -> PyResult<Step>,
     ) -> PyResult<Bound<'py, PyList>> {
         let mut guard = self.lock(py)?;
         let inner: &mut Inner = &mut guard;
@@ -733,6 +752,13 @@ impl Session {
         })?;
         // Runs the steps so far; the error to raise if they stopped.
         let run = |inner: &mut Inner, steps: &mut Vec<Step>, first: usize| {
+            if tables && !steps.is_empty() {
+                inner
+                    .session
+                    .host_mut()
+                    .serve_contexts_with_tables()
+                    .map_err(PyValueError::new_err)?;
+            }
             let ready = std::mem::replace(steps, Vec::with_capacity(CHUNK));
             let mut out = Vec::new();
             let result = self.run_chunk(py, inner, ready, first, &mut out);
@@ -757,7 +783,7 @@ impl Session {
                     first = i;
                 }
             }
-            match item.and_then(|item| convert(inner, &item)) {
+            match item.and_then(|item| convert(inner, i, &item)) {
                 Ok(step) => steps.push(step),
                 Err(e) => {
                     // The items before the failing one take effect.
@@ -785,15 +811,48 @@ fn text_of(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
     Ok(s.to_cow()?.into_owned())
 }
 
+/// The keys of a dict, which must be `str`; `index` is the replay
+/// operation's position.
+fn keys_of(dict: &Bound<'_, PyDict>, index: usize) -> PyResult<Vec<String>> {
+    let mut keys = Vec::with_capacity(dict.len());
+    for key in dict.keys() {
+        let key = key.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "replay operation {index}: keys are str, not {}",
+                show(&key)
+            ))
+        })?;
+        keys.push(key.to_cow()?.into_owned());
+    }
+    Ok(keys)
+}
+
+/// A `ValueError` about replay operation `index`.
+fn op_error(index: usize, e: OperationError) -> PyErr {
+    PyValueError::new_err(format!("replay operation {index}: {e}"))
+}
+
+/// The kind of replay operation number `index`, its keys checked as `nudge
+/// replay` checks a line's.
+fn op_kind(op: &Bound<'_, PyDict>, index: usize) -> PyResult<&'static str> {
+    let keys = keys_of(op, index)?;
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    nudge::replay::operation(&keys).map_err(|e| op_error(index, e))
+}
+
 /// A replayed `reach` operation: `{"reach": {"user": id, "channel": name,
-/// "reachable": bool, "opted_out": bool}}`.
-fn reach_op(reach: &Bound<'_, PyAny>) -> PyResult<Op> {
+/// "reachable": bool, "opted_out": bool}}`, with one flag or both.
+fn reach_op(reach: &Bound<'_, PyAny>, index: usize) -> PyResult<Op> {
     let reach = reach.cast::<PyDict>().map_err(|_| {
         PyTypeError::new_err(format!(
             "`reach` is a dict with `user`, `channel` and `reachable` or `opted_out`, not {}",
             show(reach)
         ))
     })?;
+    let keys = keys_of(reach, index)?;
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    nudge::replay::reach_keys(&keys).map_err(|e| op_error(index, e))?;
+    // `reach_keys` saw both.
     let (Some(user), Some(channel)) = (reach.get_item("user")?, reach.get_item("channel")?) else {
         return Err(PyValueError::new_err("`reach` needs `user` and `channel`"));
     };
@@ -808,11 +867,20 @@ fn reach_op(reach: &Bound<'_, PyAny>) -> PyResult<Op> {
         }
     };
     Ok(Op::Reach {
-        user: user_id(&user, "`reach` takes")?,
+        user: user_id(&user, "`user` of a `reach` operation")?,
         channel: text_of(&channel, "a channel is named by a str")?,
         reachable: flag("reachable")?,
         opted_out: flag("opted_out")?,
     })
+}
+
+/// Why moving the clock by `d` is refused: it would leave the times
+/// Python's `datetime` holds.
+fn past_the_latest(what: &str, d: Duration) -> String {
+    format!(
+        "{what}: {d} from now goes past 9999-12-31T23:59:59.999Z, the latest time \
+         Python's datetime holds"
+    )
 }
 
 fn is_modify(item: &Bound<'_, PyAny>) -> bool {
@@ -902,10 +970,9 @@ impl Session {
             (Ok(id), None) => Ok(id.as_u64()),
             // The fact is in: matching went on as if the callable answered
             // None. Its id travels with the error.
-            (Ok(id), Some(f)) => {
-                let err = f.into_err(py);
-                errors::set_attr(py, &err, "fact_id", id.as_u64());
-                Err(err)
+            (Ok(id), Some(mut f)) => {
+                f.inserted(id.as_u64());
+                Err(f.into_err(py))
             }
             // A provider failed: the insert was refused.
             (Err(_), Some(f)) => Err(f.into_err(py)),
@@ -917,7 +984,11 @@ impl Session {
     ///
     /// Items are converted in chunks, each inserted without the GIL. On an
     /// error, the items before the failing one are inserted, and the
-    /// exception's ``index`` is the failing item's position.
+    /// exception's ``index`` is the failing item's position. That item was
+    /// refused, unless the error is a ``CallbackError`` with a ``fact_id``:
+    /// a host function failed while the item's fact was matched, and the
+    /// fact is in (carry on from ``index + 1``). A provider's failure
+    /// refuses the item (``fact_id`` is ``None``).
     fn insert_many(
         &self,
         py: Python<'_>,
@@ -940,7 +1011,12 @@ impl Session {
                         ids.push(id.as_u64());
                     }
                     let index = ids.len() - usize::from(result.is_ok());
-                    if let Some(f) = failure {
+                    if let Some(mut f) = failure {
+                        // A host function failed while the fact matched: it
+                        // is in, and its id goes with the error.
+                        if let Ok(id) = result {
+                            f.inserted(id.as_u64());
+                        }
                         return Err((index, Stop::Callback(Box::new(f))));
                     }
                     result.map_err(|e| (index, Stop::Fact(e)))?;
@@ -1054,8 +1130,14 @@ impl Session {
         let d = convert::duration(delta, &"the time to advance by".to_string())?;
         let mut guard = self.lock(py)?;
         let inner: &mut Inner = &mut guard;
+        let t = inner
+            .session
+            .now()
+            .checked_add(d)
+            .filter(|t| *t <= convert::LATEST)
+            .ok_or_else(|| PyValueError::new_err(past_the_latest("the time to advance by", d)))?;
         let (result, decisions) =
-            py.detach(|| inner.call(&self.rules, |s| s.advance_by(d).map_err(Stop::Session)));
+            py.detach(|| inner.call(&self.rules, |s| s.advance_to(t).map_err(Stop::Session)));
         Self::finish(py, result.map(drop).map_err(|s| (None, s)), decisions)
     }
 
@@ -1068,11 +1150,12 @@ impl Session {
     }
 
     /// The clock less the lateness: windows close and absences are decided
-    /// on it.
+    /// on it. A lateness reaching back before year 1 reads as the earliest
+    /// ``datetime``.
     #[getter]
     fn watermark<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let t = self.lock(py)?.session.watermark();
-        convert::datetime(py, t)
+        convert::datetime(py, t.max(convert::EARLIEST))
     }
 
     /// Feeds events and returns the decisions made: for each
@@ -1083,7 +1166,13 @@ impl Session {
     ///
     /// Items are converted in chunks, each run without the GIL. On an error
     /// the items before the failing one took effect; the exception carries
-    /// ``index`` and the ``decisions`` made before it.
+    /// ``index`` and the ``decisions`` made before it. The failing item took
+    /// effect as well when the error came once its event was in: a
+    /// ``CallbackError`` with a ``fact_id`` (a host function failed while
+    /// the event's rules matched or fired, the event's id in ``fact_id``),
+    /// an ``ActionError`` or a ``RunLimitError``; carry on from
+    /// ``index + 1`` then. A provider's failure refuses the event
+    /// (``fact_id`` is ``None``).
     #[pyo3(signature = (events, *, retract = false))]
     fn run<'py>(
         &self,
@@ -1092,7 +1181,7 @@ impl Session {
         retract: bool,
     ) -> PyResult<Bound<'py, PyList>> {
         let mut strings = Strings::default();
-        self.batch(py, events, |_, item| {
+        self.batch(py, events, false, |_, _, item| {
             let (ty, fields) = item
                 .extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>()
                 .map_err(|_| {
@@ -1132,26 +1221,37 @@ impl Session {
     /// - ``{"address": channel, "field": "type.field"}``, as
     ///   ``set_channel_address``.
     ///
-    /// As ``nudge replay`` does, a replay serves every context that has no
-    /// provider with an empty table (which answers nulls) until a
-    /// ``context`` operation or ``register_provider`` says more.
-    ///
     /// Any operation may carry ``"at"``, a time to move the clock to first.
+    /// An operation has one of the keys above, and only the keys shown for
+    /// it: two operations in one dict, a key the operation does not take,
+    /// or one it needs left out (``members``, ``key``, ``values``,
+    /// ``field``, a ``modify``'s ``fields``, a ``reach``'s ``user``,
+    /// ``channel`` and ``reachable`` or ``opted_out``) raise ``ValueError``,
+    /// as ``nudge replay`` refuses such lines.
+    ///
+    /// As ``nudge replay`` does, a replay serves every context that has no
+    /// provider with an empty table (which answers nulls), from its first
+    /// operation on, until a ``context`` operation or ``register_provider``
+    /// says more. A replay that fails before running an operation changes
+    /// nothing.
+    ///
     /// Rules fire after every operation; the clock never moves back.
     /// Converted in chunks, each run without the GIL; on an error the
     /// operations before the failing one took effect, and the exception
-    /// carries ``index`` and the ``decisions`` made before it.
+    /// carries ``index`` and the ``decisions`` made before it. A
+    /// ``CallbackError`` with a ``fact_id`` means the failing insert's fact
+    /// is in, and one from a host function on another operation that the
+    /// operation took effect: carry on from ``index + 1``. A provider's
+    /// failure refuses the insert it was asked for (``fact_id`` is
+    /// ``None``).
     fn replay<'py>(
         &self,
         py: Python<'py>,
         ops: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        self.lock(py)?
-            .session
-            .host_mut()
-            .serve_contexts_with_tables()
-            .map_err(PyValueError::new_err)?;
-        self.batch(py, ops, |inner, item| self.step(py, inner, item))
+        self.batch(py, ops, true, |inner, i, item| {
+            self.step(py, inner, i, item)
+        })
     }
 
     /// The session's state as bytes: working memory (with the same ids),
@@ -1167,21 +1267,64 @@ impl Session {
         Ok(PyBytes::new(py, &bytes))
     }
 
-    /// A session restored from ``snapshot()`` bytes over the same rules: it
-    /// continues exactly as the original would have. Register callables,
-    /// load audiences (and the id dictionary) and reachability again.
-    /// Raises ``SnapshotError`` for bytes that are not a snapshot of a
-    /// session over these rules.
+    /// A new session restored from ``snapshot()`` bytes over the same
+    /// rules. Raises ``SnapshotError`` for bytes that are not a snapshot of
+    /// a session over these rules.
+    ///
+    /// The matches are rebuilt by running the facts through the rules
+    /// again, with a host that has no audience, host function or provider:
+    /// matches and timers that depend on those are lost. For such rules,
+    /// set a session up first (register callables, load audiences, the id
+    /// dictionary and reachability) and call ``load_snapshot`` on it.
     #[staticmethod]
     fn restore(py: Python<'_>, ruleset: Py<Ruleset>, data: &[u8]) -> PyResult<Session> {
         let rules = ruleset.get().inner.clone();
         let host = PyHost::new(&rules);
         let net = rules.network().clone();
-        let data = data.to_vec();
-        let restored = py.detach(move || nudge::Session::restore(net, host, &data));
+        let restored = py.detach(|| nudge::Session::restore(net, host, data));
         match restored {
             Ok(session) => Ok(Session::wrap(ruleset, rules, session)),
             Err(e) => Err(errors::snapshot_error(py, &e)),
+        }
+    }
+
+    /// Replaces this session's state with ``snapshot()`` bytes of a session
+    /// over the same rules, keeping its host: registered callables,
+    /// audiences and the id dictionary, reachability and addresses. The
+    /// matches are rebuilt by running the facts through the rules again,
+    /// asking that host, so set it up as the original's was before: the
+    /// session then goes on exactly as the original would have. The
+    /// snapshot's settings (lateness, clock, ``max_firings``) replace the
+    /// session's, and refs are dropped (they named the old facts).
+    ///
+    /// Raises ``SnapshotError`` for bytes that are not such a snapshot; the
+    /// session is then unchanged. If a callable failed while the matches
+    /// were rebuilt, the session is restored (the callable answered
+    /// ``None`` from then on) and ``CallbackError`` is raised.
+    fn load_snapshot(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let mut guard = self.lock(py)?;
+        let inner: &mut Inner = &mut guard;
+        let rules = &self.rules;
+        let restored = py.detach(|| {
+            let host = std::mem::replace(inner.session.host_mut(), PyHost::new(rules));
+            match nudge::Session::try_restore(rules.network().clone(), host, data) {
+                Ok(session) => {
+                    inner.session = session;
+                    inner.refs.clear();
+                    Ok(())
+                }
+                Err((e, host)) => {
+                    *inner.session.host_mut() = host;
+                    Err(e)
+                }
+            }
+        });
+        // A restore fires nothing: there are no decisions to collect.
+        let failure = inner.session.host().take_failure();
+        match (restored, failure) {
+            (Err(e), _) => Err(errors::snapshot_error(py, &e)),
+            (Ok(()), Some(f)) => Err(f.into_err(py)),
+            (Ok(()), None) => Ok(()),
         }
     }
 
@@ -1318,7 +1461,8 @@ impl Session {
     /// the channels its user cannot be reached on, falling back to the next
     /// channel of its list (the decision's ``details["skipped"]`` says
     /// why), and is suppressed with reason ``"unreachable"`` when none is
-    /// left. Everyone is reachable everywhere until told otherwise.
+    /// left. Everyone is reachable everywhere until told otherwise. An int
+    /// ``user`` beyond 128 bits raises ``ValueError``.
     fn set_reachable(
         &self,
         py: Python<'_>,
@@ -1326,7 +1470,7 @@ impl Session {
         channel: &str,
         reachable: bool,
     ) -> PyResult<()> {
-        let user = user_id(user, "`set_reachable` takes")?;
+        let user = user_id(user, "argument `user` of `set_reachable`")?;
         let mut inner = self.lock(py)?;
         inner
             .session
@@ -1365,7 +1509,7 @@ impl Session {
         channel: &str,
         opted_out: bool,
     ) -> PyResult<()> {
-        let user = user_id(user, "`set_opted_out` takes")?;
+        let user = user_id(user, "argument `user` of `set_opted_out`")?;
         let mut inner = self.lock(py)?;
         inner
             .session
@@ -1382,7 +1526,9 @@ impl Session {
     ///
     /// Membership is read when facts are matched: facts already in working
     /// memory keep the matches they made. Raises ``AudienceError`` for a
-    /// name that is not a loaded audience.
+    /// name that is not a loaded audience, ``TypeError`` for a single
+    /// ``str`` in place of the iterable and ``ValueError`` for an int id
+    /// beyond 128 bits.
     fn set_audience(&self, py: Python<'_>, name: &str, ids: &Bound<'_, PyAny>) -> PyResult<()> {
         let ids = member_ids(ids, name)?;
         let mut inner = self.lock(py)?;

@@ -243,9 +243,9 @@ def test_audience_mistakes(rules):
         s.set_audience("reachable", ["u1"])
     with pytest.raises(ValueError, match="no audience `vips`"):
         s.set_audience("vips", ["u1"])
-    with pytest.raises(TypeError, match="user ids"):
+    with pytest.raises(TypeError, match="user id"):
         s.set_audience("vip", ["u1", 1.5])
-    with pytest.raises(TypeError, match="user ids"):
+    with pytest.raises(TypeError, match="user id"):
         s.set_audience("vip", [True])
     with pytest.raises(TypeError):
         s.set_audience("vip", 42)
@@ -271,3 +271,139 @@ def test_a_cycle_through_a_callable_is_collected(rules):
     del s
     gc.collect()
     assert freed == [True, True]
+
+
+def failing_for(user, answer="no"):
+    """An `uplift_segment` that raises for `user`."""
+
+    def uplift(user_id):
+        if user_id == user:
+            raise RuntimeError(f"model unavailable for {user_id}")
+        return answer
+
+    return uplift
+
+
+def test_a_function_failing_on_a_batch_item_leaves_that_item_in(rules):
+    carts = [cart("u1"), cart("u2", 200.0), cart("u3")]
+    # insert_many: the item's fact is in, its id in the error.
+    s = rules.session()
+    s.register_function("uplift_segment", failing_for("u2"))
+    with pytest.raises(nudge.CallbackError) as info:
+        s.insert_many("add_to_cart", carts)
+    e = info.value
+    assert (e.index, e.kind) == (1, "function")
+    assert s.fact(e.fact_id) == ("add_to_cart", carts[1])
+    assert [f[2] for f in s.facts()] == carts[:2]
+    assert len(s.insert_many("add_to_cart", carts[e.index + 1 :])) == 1
+    # run: the item is in and its rules fired.
+    for retract in (False, True):
+        s = rules.session()
+        s.register_function("uplift_segment", failing_for("u2"))
+        with pytest.raises(nudge.CallbackError) as info:
+            s.run([("add_to_cart", c) for c in carts], retract=retract)
+        e = info.value
+        assert e.index == 1 and e.fact_id is not None
+        assert [d.args["user"] for d in e.decisions if d.action == "split"] == ["u2"]
+        assert s.fact(e.fact_id) == (None if retract else ("add_to_cart", carts[1]))
+        assert s.fact_count == (0 if retract else 2)
+    # replay: the same, for an insert.
+    s = rules.session()
+    s.register_function("uplift_segment", failing_for("u2"))
+    with pytest.raises(nudge.CallbackError) as info:
+        s.replay([{"insert": "add_to_cart", "fields": c, "ref": c["user_id"]} for c in carts])
+    e = info.value
+    assert e.index == 1 and e.fact_id is not None
+    assert s.fact("u2") == s.fact(e.fact_id) == ("add_to_cart", carts[1])
+    assert [d.args["user"] for d in e.decisions if d.action == "split"] == ["u2"]
+
+
+def test_a_provider_failing_on_a_batch_item_refuses_that_item(rules):
+    visits = [{"user_id": u} for u in ("u1", "u2", "u3")]
+
+    def features(fact):
+        if fact["user_id"] == "u2":
+            raise ConnectionError("feature store down")
+        return {"segment": "a"}
+
+    for call in (
+        lambda s: s.insert_many("visit", visits),
+        lambda s: s.run([("visit", v) for v in visits]),
+        lambda s: s.replay([{"insert": "visit", "fields": v} for v in visits]),
+    ):
+        s = rules.session()
+        s.register_provider("features", features)
+        with pytest.raises(nudge.CallbackError) as info:
+            call(s)
+        e = info.value
+        assert (e.index, e.kind, e.fact_id) == (1, "provider", None)
+        assert [f[2]["user_id"] for f in s.facts()] == ["u1"]
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+def test_an_interrupt_in_a_callable_is_raised_as_itself(rules, interrupt):
+    def stop(*args):
+        raise interrupt("stop")
+
+    s = rules.session()
+    s.register_function("uplift_segment", stop)
+    s.register_function("score", lambda user, amount: 0.9)
+    caught = None
+    try:
+        s.insert("add_to_cart", cart("u1"))
+    except nudge.NudgeError as e:  # must not catch it
+        caught = e
+    except interrupt:
+        pass
+    assert caught is None
+    # The insert finished as if the callable answered None.
+    assert s.fact_count == 1
+    with pytest.raises(interrupt) as info:
+        s.run([("add_to_cart", cart("u2")), ("add_to_cart", cart("u3"))])
+    assert info.value.index == 0
+    assert s.fact_count == 2
+    s.register_provider("features", stop)
+    with pytest.raises(interrupt):
+        s.insert("visit", {"user_id": "u1"})
+    assert s.fact_count == 2, "the provider's fact was refused"
+    # The session goes on.
+    s.register_function("uplift_segment", lambda u: "persuadable")
+    s.insert("add_to_cart", cart("u4"))
+    assert sorted(rules_of(s.fire())) == ["high_score", "persuadable"]
+
+
+def test_a_single_str_is_not_a_list_of_ids(rules):
+    s = rules.session()
+    for ids in ("ann", b"ann", bytearray(b"ann")):
+        with pytest.raises(TypeError, match="audience `vip` are an iterable of user ids"):
+            s.set_audience("vip", ids)
+        with pytest.raises(TypeError, match="intern_many"):
+            s.ids.intern_many(ids)
+    with pytest.raises(TypeError, match="a single id goes in a list") as info:
+        s.replay([{"advance": "1m"}, {"audience": "vip", "members": "u9"}])
+    assert info.value.index == 1
+    assert s.audiences["vip"] == 0 and len(s.ids) == 0
+    s.set_audience("vip", ["ann"])
+    assert s.ids.to_list() == ["ann"]
+
+
+def test_user_ids_beyond_128_bits_are_refused(rules):
+    s = rules.session()
+    big = 2**200
+    with pytest.raises(ValueError, match="argument `user` of `set_reachable` is a user id .* does not fit in 128 bits"):
+        s.set_reachable(big, "sms", False)
+    with pytest.raises(ValueError, match="argument `user` of `set_opted_out`"):
+        s.set_opted_out(big, "sms", True)
+    with pytest.raises(ValueError, match="a member of audience `vip`"):
+        s.set_audience("vip", ["u1", big])
+    with pytest.raises(ValueError, match="`user` of a `reach` operation") as info:
+        s.replay([{"reach": {"user": big, "channel": "sms", "reachable": False}}])
+    assert info.value.index == 0
+    with pytest.raises(ValueError, match="argument `id` of `IdDictionary.intern`"):
+        s.ids.intern(-big)
+    with pytest.raises(ValueError, match="IdDictionary.index"):
+        s.ids.index(big)
+    assert s.audiences["vip"] == 0 and len(s.ids) == 0
+    # Up to 128 bits, an int id is its text.
+    s.set_audience("vip", [2**100])
+    assert s.ids.to_list() == [str(2**100)]

@@ -63,3 +63,100 @@ def test_bad_snapshots(shop):
         nudge.Session.restore(shop, "NUDGESNP")
     with pytest.raises(TypeError):
         nudge.Session.restore("shop", data)
+
+
+CARTS = """
+event cart { key user_id: string  time at: timestamp }
+event order_paid { key user_id: string  time at: timestamp }
+
+audience vip
+function churn(user_id: string) -> float
+
+rule vip_reminder {
+    when
+        c: cart(user_id in audience vip)
+        not order_paid(user_id == c.user_id) after c within 1h
+    then
+        message(channel: "push", template: "vip_cart", user: c.user_id)
+}
+
+rule churn_reminder {
+    when
+        c: cart(churn(user_id) > 0.5)
+        not order_paid(user_id == c.user_id) after c within 1h
+    then
+        message(channel: "push", template: "churn_cart", user: c.user_id)
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def carts():
+    return nudge.compile(CARTS, filename="carts.nudge")
+
+
+def set_up(s):
+    """The host of the carts' sessions: their audience and churn model."""
+    s.set_audience("vip", ["u1"])
+    s.register_function("churn", lambda user_id: 0.9 if user_id == "u2" else 0.1)
+    return s
+
+
+def mid_window(carts):
+    """A session with three carts, half-way through their hour."""
+    s = set_up(carts.session())
+    s.run([("cart", {"user_id": u, "at": T0}) for u in ("u1", "u2", "u3")])
+    s.advance_by("30m")
+    return s
+
+
+def test_a_session_set_up_first_loads_a_snapshot_with_its_host(carts):
+    s = mid_window(carts)
+    data = s.snapshot()
+    r = set_up(carts.session())
+    old = r.insert("cart", {"user_id": "u9", "at": T0}, ref="old")
+    r.load_snapshot(data)
+    assert r.now == s.now and r.facts() == s.facts()
+    assert r.fact("old") is None, "refs named the facts the snapshot replaced"
+    assert r.fact(old) == s.fact(old)
+    assert r.audiences == s.audiences, "the host stays"
+    a, b = s.advance_by("2h"), r.advance_by("2h")
+    due = T0 + dt.timedelta(hours=1, milliseconds=1)
+    assert sorted((d.rule, d.args["user"], d.time) for d in b) == [
+        ("churn_reminder", "u2", due),
+        ("vip_reminder", "u1", due),
+    ]
+    assert [d.to_dict() for d in b] == [d.to_dict() for d in a]
+    assert r.counters == s.counters
+
+
+def test_bad_bytes_leave_a_session_unchanged(carts):
+    data = mid_window(carts).snapshot()
+    r = set_up(carts.session())
+    r.advance_to(T0)
+    r.insert("cart", {"user_id": "u1", "at": T0}, ref="mine")
+    before = (r.now, r.facts(), r.counters)
+    other = nudge.compile("event e { key u: string }").session().snapshot()
+    for bad in (b"hello", data[:-5], other):
+        with pytest.raises(nudge.SnapshotError):
+            r.load_snapshot(bad)
+        assert (r.now, r.facts(), r.counters) == before
+    with pytest.raises(TypeError):
+        r.load_snapshot("NUDGESNP")
+    assert r.fact("mine") is not None
+    # The host stayed: the vip's reminder still comes.
+    assert [(d.rule, d.args["user"]) for d in r.advance_by("2h")] == [("vip_reminder", "u1")]
+
+
+def test_a_callable_failing_while_a_snapshot_loads(carts):
+    s = mid_window(carts)
+    r = carts.session()
+    r.set_audience("vip", ["u1"])
+    r.register_function("churn", lambda user_id: 1 / 0)
+    with pytest.raises(nudge.CallbackError) as info:
+        r.load_snapshot(s.snapshot())
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    assert info.value.callback == "churn"
+    # The snapshot is in, rebuilt as if the churn model answered None.
+    assert r.facts() == s.facts()
+    assert [d.rule for d in r.advance_by("2h")] == ["vip_reminder"]

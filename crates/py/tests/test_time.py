@@ -89,6 +89,71 @@ def test_the_clock_never_goes_back(session):
     assert session.now == T0
 
 
+SPANS = nudge.compile("fact e { key u: string  d: duration?  t: timestamp? }")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+LAST = dt.datetime.max.replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"t": 10**17}, "field `t` of `e` is timestamp: 100000000000000000 ms since the epoch is outside"),
+        ({"t": -(10**17)}, "field `t` of `e` is timestamp"),
+        ({"t": "-0001-01-01T00:00:00Z"}, "field `t` of `e` is timestamp"),
+        ({"t": dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5)))}, "field `t` of `e` is timestamp"),
+        ({"d": 2**63 - 1}, "field `d` of `e` is duration: 9223372036854775807 ms is longer"),
+        ({"d": "100000000000d"}, "field `d` of `e` is duration"),
+    ],
+)
+def test_times_python_cannot_hold_are_refused(fields, message):
+    s = SPANS.session()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        s.insert("e", {"u": "x", **fields})
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        s.run([("e", {"u": "y"}), ("e", {"u": "x", **fields})])
+    assert info.value.index == 1
+    assert [f[2]["u"] for f in s.facts()] == ["y"]
+
+
+def test_the_clock_stays_where_python_can_read_it():
+    s = SPANS.session()
+    with pytest.raises(ValueError, match="the time to advance to is timestamp"):
+        s.advance_to(2**63 - 1)
+    with pytest.raises(ValueError, match="the time to advance by is duration"):
+        s.advance_by(2**63 - 1)
+    # A span Python holds, but a time past year 9999.
+    with pytest.raises(ValueError, match="the time to advance by: .* goes past 9999-12-31T23:59:59.999Z"):
+        s.advance_by(dt.timedelta(days=999_999_999))
+    with pytest.raises(ValueError, match="`lateness` is duration"):
+        SPANS.session(lateness=2**63 - 1)
+    with pytest.raises(ValueError, match="`advance`: .* goes past") as info:
+        s.replay([{"advance": "1m"}, {"advance": "999999999d"}])
+    assert info.value.index == 1
+    with pytest.raises(ValueError, match="`at` is timestamp"):
+        s.replay([{"at": 10**17, "advance": "1m"}])
+    assert s.now == EPOCH + dt.timedelta(minutes=1)
+    # The edges Python holds are kept, and read back.
+    fid = s.insert("e", {"u": "x", "d": dt.timedelta.max, "t": dt.datetime.min})
+    low = s.insert("e", {"u": "y", "d": dt.timedelta(days=-999_999_999)})
+    s.advance_to(LAST)
+    assert s.now == LAST.replace(microsecond=999000)
+    assert s.fact(fid)[1]["t"] == dt.datetime.min.replace(tzinfo=UTC)
+    assert s.fact(fid)[1]["d"] == dt.timedelta.max - dt.timedelta(microseconds=999)
+    assert s.fact(low)[1]["d"] == dt.timedelta(days=-999_999_999)
+    assert len(s.facts()) == 2
+    # At the end of time, any step forward is refused, not a ClockError.
+    with pytest.raises(ValueError, match="goes past") as info:
+        s.advance_by("1ms")
+    assert not isinstance(info.value, nudge.ClockError)
+    assert s.advance_by(0) == []
+
+
+def test_a_lateness_reaching_before_year_1_reads_as_the_first_datetime():
+    s = SPANS.session(lateness=dt.timedelta(days=999_999_999))
+    assert s.watermark == dt.datetime.min.replace(tzinfo=UTC)
+    assert s.now == EPOCH
+
+
 def test_late_events(shop):
     s = shop.session(lateness="5m")
     s.advance_to(T0)

@@ -213,6 +213,7 @@ def test_every_argument_of_every_call(rules):
         attempt(s.replay, [{"address": w, "field": "p.phone"}])
         attempt(s.replay, [{"address": "sms", "field": w}])
         attempt(nudge.Session.restore, rules, w)
+        attempt(s.load_snapshot, w)
         attempt(nudge.Session.restore, w, b"")
         attempt(rules.session, lateness=w)
         attempt(rules.session, clock=w)

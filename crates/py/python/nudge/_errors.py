@@ -187,11 +187,17 @@ class CallbackError(NudgeError):
     callable answered ``None`` (no value, no field) without being called;
     what the call did stands, and the session stays usable.
 
-    When a host function failed during ``insert``, the fact is in and
-    ``fact_id`` is its id. When a provider failed, the fact it was asked
-    about was refused: ``insert`` leaves the session unchanged (``fact_id``
-    is ``None``), and a rule's ``insert`` fails that rule's action, which
-    ``rules`` then names.
+    ``fact_id`` is set when the fact given to ``insert`` (or by the batch
+    item at ``index`` of ``insert_many``, ``run`` or ``replay``) went in:
+    a host function failed while it was matched or its rules fired, and
+    the item took effect. A provider's failure refuses the fact it was
+    asked about: a fact given to ``insert`` or by a batch item is not
+    inserted (``fact_id`` is ``None``, the session unchanged by it), and a
+    rule's ``insert`` fails that rule's action, which ``rules`` then names.
+
+    A ``KeyboardInterrupt`` or ``SystemExit`` (any exception that is not an
+    ``Exception``) raised by a callable is not wrapped: once the engine call
+    has finished as for any failure, it is raised as itself.
     """
 
     callback: Optional[str] = None

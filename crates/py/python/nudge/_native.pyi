@@ -259,7 +259,9 @@ class Session:
     def insert_many(self, type_name: str, items: Iterable[_Fields]) -> List[_FactId]:
         """Inserts many facts of one type without firing; returns their ids.
         On an error the items before the failing one are inserted and the
-        exception's ``index`` is the failing item's position."""
+        exception's ``index`` is the failing item's position. That item was
+        refused, unless the error is a ``CallbackError`` with a ``fact_id``
+        (a host function failed while the fact matched; the fact is in)."""
     def modify(
         self,
         fact: _FactRef,
@@ -285,27 +287,41 @@ class Session:
         """The session clock (UTC)."""
     @property
     def watermark(self) -> datetime.datetime:
-        """The clock less the lateness."""
+        """The clock less the lateness (no earlier than the earliest
+        ``datetime``)."""
     def run(
         self, events: Iterable[Tuple[str, _Fields]], *, retract: bool = False
     ) -> List[Decision]:
         """Feeds ``(type_name, fields)`` events: the clock follows each
         event's time, the event is inserted, the rules fire; with
         ``retract=True`` each event is retracted after its rules fired.
-        Runs in chunks without the GIL."""
+        Runs in chunks without the GIL. On an error the events before
+        ``index`` took effect; the failing one too when its event was in (a
+        ``CallbackError`` with a ``fact_id``, an ``ActionError``, a
+        ``RunLimitError``)."""
     def replay(self, ops: Iterable[Mapping[str, Any]]) -> List[Decision]:
         """Replays ``insert``/``modify``/``retract``/``advance`` operations
         and ``audience``/``context``/``reach``/``address`` lines, as ``nudge
         replay`` does with JSON lines, firing after each; returns the
-        decisions made. Contexts without a provider answer nulls, as in
-        ``nudge replay``. Runs in chunks without the GIL."""
+        decisions made. An operation with two kinds, a key its kind does not
+        take or a key it needs left out raises ``ValueError``. Contexts
+        without a provider answer nulls, as in ``nudge replay``, from the
+        first operation on. Runs in chunks without the GIL."""
     def snapshot(self) -> bytes:
         """The session's state as bytes (callables, audiences, the id
         dictionary and refs are not part of it)."""
     @staticmethod
     def restore(ruleset: Ruleset, data: bytes) -> Session:
-        """A session restored from ``snapshot()`` bytes over the same rules.
-        Raises ``SnapshotError``."""
+        """A new session restored from ``snapshot()`` bytes over the same
+        rules, its matches rebuilt with no audience, host function or
+        provider: for rules that use those, set a session up and call
+        ``load_snapshot``. Raises ``SnapshotError``."""
+    def load_snapshot(self, data: bytes) -> None:
+        """Replaces this session's state with ``snapshot()`` bytes, keeping
+        its host (callables, audiences, the id dictionary, reachability),
+        which the matches are rebuilt with; refs are dropped. Raises
+        ``SnapshotError`` (the session unchanged), or ``CallbackError`` if
+        a callable failed during the restore."""
     def fact(self, fact: _FactRef) -> Optional[Tuple[str, Dict[str, Any]]]:
         """The type name and fields of a live fact, or ``None``."""
     def facts(self, type_name: Optional[str] = None) -> List[Tuple[_FactId, str, Dict[str, Any]]]:
@@ -349,7 +365,8 @@ class Session:
         without a definition) with ``ids``, interning them in ``ids``; ids
         are compared as text (``42`` is ``"42"``). Audiences defined from
         others follow. Raises ``AudienceError`` for a name that is not a
-        loaded audience."""
+        loaded audience, ``TypeError`` for a single ``str`` in place of the
+        iterable."""
     def set_audience_bytes(
         self,
         name: str,
@@ -393,7 +410,8 @@ class IdDictionary:
     def intern(self, id: Union[str, int]) -> int:
         """The index of user ``id``, giving it the next one if it has none."""
     def intern_many(self, ids: Iterable[Union[str, int]]) -> List[int]:
-        """The indices of ``ids``, in order, interning new ones."""
+        """The indices of ``ids`` (not a single ``str``), in order, interning
+        new ones."""
     def to_list(self) -> List[str]:
         """Every id, in index order."""
     def __len__(self) -> int: ...
