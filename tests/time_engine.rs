@@ -274,11 +274,18 @@ action sms(user: string)
     ));
     assert_eq!(s.fact_count(), facts);
     assert_eq!(s.counters().late_events, 1);
-    // The clock does not go back.
+    // The clock does not go back, nor past the last time there is.
     assert!(matches!(
         s.advance_to(ts("2026-11-22T10:00:00Z")),
         Err(SessionError::ClockBackwards { .. })
     ));
+    let now = s.now();
+    let err = s
+        .advance_by(nudge::Duration::from_millis(i64::MAX))
+        .unwrap_err();
+    assert!(matches!(err, SessionError::ClockOverflow { .. }), "{err}");
+    assert!(err.to_string().contains("cannot move on by"), "{err}");
+    assert_eq!(s.now(), now);
     // Under `AtWatermark`, the late event is taken at the watermark.
     let mut s2 = r.bare_session(SessionConfig {
         late: LatePolicy::AtWatermark,

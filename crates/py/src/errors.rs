@@ -87,7 +87,9 @@ pub(crate) fn session_error(py: Python<'_>, e: &SessionError) -> PyErr {
             set_attr(py, &err, "rule", rule.as_str());
             err
         }
-        SessionError::ClockBackwards { .. } => new(py, "ClockError", e.to_string()),
+        SessionError::ClockBackwards { .. } | SessionError::ClockOverflow { .. } => {
+            new(py, "ClockError", e.to_string())
+        }
         _ => new(py, "SessionError", e.to_string()),
     }
 }

@@ -202,6 +202,15 @@ pub enum SessionError {
         /// The time asked for.
         to: Timestamp,
     },
+    /// The clock was asked to move past the last time a timestamp holds;
+    /// nothing changed.
+    #[error("the clock is at {now} and cannot move on by {by}: that is past the last time a timestamp holds")]
+    ClockOverflow {
+        /// The session's clock.
+        now: Timestamp,
+        /// The step asked for.
+        by: Duration,
+    },
 }
 
 /// Per-node memories of a join, negation or existence node.
@@ -447,7 +456,7 @@ impl<H: Host> Session<H> {
         let now = self.state.now;
         let t = now
             .checked_add(d)
-            .ok_or(SessionError::ClockBackwards { now, to: now })?;
+            .ok_or(SessionError::ClockOverflow { now, by: d })?;
         self.advance_to(t)
     }
 
