@@ -190,7 +190,8 @@ pub struct Primitives {
     routers: Vec<MessageRouter>,
     /// For each campaign with a `per_user` limit, a router that counts the
     /// limit with the caps of the channel a message goes out on, so that a
-    /// message dropped, unreachable or capped does not use it up.
+    /// message dropped, unreachable or capped when first decided does not
+    /// use it up (a deferred one takes its unit when deferred).
     limited_routers: Vec<Option<MessageRouter>>,
     experiments: Experiments,
     machines: HashMap<Arc<str>, (Machine, TypeId)>,
@@ -311,21 +312,27 @@ impl Primitives {
         }
     }
 
-    /// The identifiers of `id`'s person other than its name (none until
-    /// `id` is linked): names it may have had before a link renamed it.
-    fn others(&self, id: &str, person: &str, into: &mut Vec<Arc<str>>) {
-        into.clear();
+    /// `id`'s person, and into `others` the person's identifiers other
+    /// than its name (none until `id` is linked): names it may have had
+    /// before a link renamed it. One look-up, under one lock.
+    fn resolve(&self, id: &str, others: &mut Vec<Arc<str>>) -> Arc<str> {
+        others.clear();
         let guard = self.identity.read().unwrap_or_else(|e| e.into_inner());
         if guard.is_empty() {
-            return;
+            return id.into();
         }
         let me = Identifier::new(ID_KIND, id);
-        into.extend(
+        let Some(person) = guard.person(&me) else {
+            return id.into();
+        };
+        let name = person.value();
+        others.extend(
             guard
                 .identifiers_of(&me)
-                .filter(|i| i.value() != person)
+                .filter(|i| i.value() != name)
                 .map(|i| Arc::from(i.value())),
         );
+        name.into()
     }
 
     /// Records that two identifiers belong to one person.
@@ -405,8 +412,7 @@ impl Primitives {
         let Some(id) = req.text("user") else {
             return Outcome::failed("no user").with_detail("argument", Value::from("user"));
         };
-        let user = self.person(id);
-        self.others(id, &user, &mut memo.others);
+        let user = self.resolve(id, &mut memo.others);
         let campaign = self.decls.rule_campaigns.get(req.rule).copied().flatten();
         if let Some(c) = campaign {
             if let Some(refusal) = self.campaign_checks(req, env, memo, c, &user, count) {
@@ -503,11 +509,10 @@ impl Primitives {
 
     /// The refusal of a touch over the campaign's `per_user` limit.
     fn limit_reached(&self, c: usize) -> Outcome {
-        let count = self.campaign_limits[c]
-            .as_ref()
-            .map_or(0, |l| l.caps()[0].limit.count);
+        let campaign = &self.decls.campaigns[c];
+        let count = campaign.per_user.map_or(0, |l| l.count);
         Outcome::suppressed("campaign_limit")
-            .with_detail("campaign", Value::Str(self.decls.campaigns[c].name.clone()))
+            .with_detail("campaign", Value::Str(campaign.name.clone()))
             .with_detail("limit", Value::Int(i64::from(count)))
     }
 
@@ -623,15 +628,12 @@ impl Primitives {
             env,
             id: req.text("user").unwrap_or(user),
         };
-        let others = std::mem::take(&mut memo.others);
         let audiences = Either {
             env,
             id: req.text("user").unwrap_or(user),
-            others: &others,
+            others: &memo.others,
         };
-        let routed = router.route_via(&channels, &*self.store, &audiences, &reach, &ask);
-        memo.others = others;
-        let routing = match routed {
+        let routing = match router.route_via(&channels, &*self.store, &audiences, &reach, &ask) {
             Ok(r) => r,
             Err(e) => return Outcome::failed(e.to_string()),
         };

@@ -136,8 +136,13 @@ impl IdentityGraph {
                         self.links.union(a, b);
                         let root = self.links.find_mut(a);
                         self.best[root as usize] = smaller;
-                        let mut merged = self.members.remove(&a).unwrap_or_else(|| vec![a]);
-                        merged.extend(self.members.remove(&b).unwrap_or_else(|| vec![b]));
+                        // The smaller list joins the larger: chained links
+                        // stay linear.
+                        let x = self.members.remove(&a).unwrap_or_else(|| vec![a]);
+                        let y = self.members.remove(&b).unwrap_or_else(|| vec![b]);
+                        let (mut merged, smaller) =
+                            if x.len() >= y.len() { (x, y) } else { (y, x) };
+                        merged.extend(smaller);
                         self.members.insert(root, merged);
                     }
                 }

@@ -1060,8 +1060,7 @@ return {'set'}
     /// Replies: `[count]`.
     pub const WINDOW_COUNT: &str = r#"
 if ARGV[2] == 'rolling' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[3]))
-  return {redis.call('ZCARD', KEYS[1])}
+  return {redis.call('ZCOUNT', KEYS[1], '(' .. (tonumber(ARGV[1]) - tonumber(ARGV[3])), '+inf')}
 end
 return {tonumber(redis.call('GET', KEYS[1]) or '0')}
 "#;

@@ -657,12 +657,8 @@ impl Env {
             && min_spend.is_none_or(|x| x.is_some())
             && discount.is_none_or(|x| x.is_some());
         // Settings each valid alone that do not work together.
-        let never = |key: &str, message: String, diags: &mut Vec<Diagnostic>| {
+        let never = |key: &str, message: String, label: &str, diags: &mut Vec<Diagnostic>| {
             if let Some(v) = b.get(key) {
-                let label = match key {
-                    "shards" => "more sub-stocks than coupons",
-                    _ => "no coupon could be issued",
-                };
                 diags.push(Diagnostic::new(
                     ErrorKind::BadSetting,
                     v.value.span,
@@ -677,6 +673,7 @@ impl Env {
                 never(
                     "budget",
                     format!("a budget of {budget} does not pay for one coupon of {v}"),
+                    "no coupon could be issued",
                     diags,
                 );
                 sound = false;
@@ -687,6 +684,7 @@ impl Env {
                 never(
                     "per_user",
                     "a per-user limit of 0 lets nobody have one".into(),
+                    "no coupon could be issued",
                     diags,
                 );
                 sound = false;
@@ -697,7 +695,7 @@ impl Env {
                 let message = format!(
                     "{n} sub-stocks for a stock of {stock}: some would hold no coupon; use at most {stock}"
                 );
-                never("shards", message, diags);
+                never("shards", message, "more sub-stocks than coupons", diags);
                 sound = false;
             }
         }

@@ -279,7 +279,8 @@ class Session:
     def advance_to(self, when: _TimeLike) -> List[Decision]:
         """Moves the clock to ``when``, firing every timer due on the way at
         its own instant; returns the decisions made. An earlier time raises
-        ``ClockError``."""
+        ``ClockError``; one Python's ``datetime`` cannot hold (after 9999)
+        raises ``ValueError``."""
     def advance_by(self, delta: _DurationLike) -> List[Decision]:
         """Moves the clock forward by ``delta``; see ``advance_to``."""
     @property
