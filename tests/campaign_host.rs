@@ -429,3 +429,46 @@ fn int_ids_are_tested_as_their_text() {
     tagged.sort();
     assert_eq!(tagged, ["-9223372036854775808", "42"]);
 }
+
+/// A machine's fact inserted by the host with a state the machine does not
+/// declare: the next transition fails `unknown_state`, naming it, and
+/// changes nothing.
+#[test]
+fn an_undeclared_state_in_a_machine_fact_is_reported_by_name() {
+    let rules = Ruleset::from_str(
+        "machine.nudge",
+        r#"
+event ping { key user_id: string  time at: timestamp }
+machine life {
+    initial: new
+    new -> active
+}
+rule activate {
+    when
+        p: ping()
+    then
+        transition(machine: life, user: p.user_id, to: active)
+}
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut s = rules.session();
+    let fact = |ty: &str, j: serde_json::Value| rules.fact_from_json(ty, &j).unwrap();
+    let (life, v) = fact(
+        "life",
+        serde_json::json!({"user_id": "u1", "state": "bogus", "since": "2026-11-20T00:00:00Z"}),
+    );
+    let id = s.insert(life, v.clone()).unwrap();
+    s.advance_to("2026-11-23T09:00:00Z".parse().unwrap())
+        .unwrap();
+    let (t, ping) = fact(
+        "ping",
+        serde_json::json!({"user_id": "u1", "at": "2026-11-23T09:00:00Z"}),
+    );
+    s.insert(t, ping).unwrap();
+    s.fire().unwrap();
+    let d = s.decisions().next().unwrap();
+    assert_eq!(d.status(), &Status::Failed("unknown_state".into()));
+    assert_eq!(d.detail("state"), Some(&Value::from("bogus")));
+    assert_eq!(s.fact(id), Some((life, &v[..])));
+}

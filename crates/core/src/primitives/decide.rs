@@ -25,6 +25,11 @@
 //! | `quiet_hours` | message | decided in quiet hours with `drop` |
 //! | `not_in_experiment` | split | the user is outside the experiment's traffic or layer slice |
 //! | `already_in_state` | transition | the user is in that state already |
+//!
+//! And failed: `illegal_transition` (the machine does not allow the move;
+//! `from`, `to`), `unknown_state` (the machine's fact holds a state the
+//! machine does not declare; `state`), `before_entry` (the transition is
+//! dated before the current state was entered; `entered_at`).
 
 use super::audience::Membership;
 use super::caps::{FrequencyCaps, SendAttempt};
@@ -729,8 +734,15 @@ impl Primitives {
             Some((state, since)) => m.restore(&state, since),
             None => Ok(m.start(req.time)),
         };
+        // The machine's fact is the host's too: a state it does not
+        // declare is reported by name, not with a message.
         let current = match current {
             Ok(c) => c,
+            Err(MachineError::UnknownState { state, .. }) => {
+                return Outcome::failed("unknown_state")
+                    .with_detail("state", Value::Str(state))
+                    .with_detail("to", Value::from(to))
+            }
             Err(e) => return Outcome::failed(e.to_string()),
         };
         let from = decl.states[current.index()].clone();
@@ -751,6 +763,10 @@ impl Primitives {
                 details(Outcome::done()).with_effect(Effect::Upsert { ty: *ty, values })
             }
             Err(MachineError::Illegal { .. }) => details(Outcome::failed("illegal_transition")),
+            Err(MachineError::BeforeEntry { entered_at, .. }) => {
+                details(Outcome::failed("before_entry"))
+                    .with_detail("entered_at", Value::Timestamp(entered_at))
+            }
             Err(e) => details(Outcome::failed(e.to_string())),
         }
     }
