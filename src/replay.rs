@@ -241,6 +241,10 @@ impl<'r> Replayer<'r> {
             let to = to.as_str().ok_or("`advance` is a time or a duration")?;
             let t = match to.parse::<Timestamp>() {
                 Ok(t) => t,
+                // Written as a date: say why it is not a time.
+                Err(e) if to.len() > 4 && to.as_bytes()[4] == b'-' => {
+                    return Err(format!("`advance`: {e}"));
+                }
                 Err(_) => {
                     let d: Duration = to.parse().map_err(|_| {
                         format!("`advance`: `{to}` is neither a time nor a duration")
@@ -732,6 +736,18 @@ rule vip_visit {
             found.push(r.err().map(|e| e.to_string()));
         }
         (found, replayer.session().now())
+    }
+
+    #[test]
+    fn an_advance_to_a_date_past_the_last_time_says_so() {
+        let (found, _) = errors(&[
+            r#"{"advance": "9999-12-31T23:59:59Z"}"#,
+            r#"{"advance": "soon"}"#,
+        ]);
+        let first = found[0].as_deref().unwrap_or_default();
+        assert!(first.contains("invalid timestamp"), "{first}");
+        let second = found[1].as_deref().unwrap_or_default();
+        assert!(second.contains("neither a time nor a duration"), "{second}");
     }
 
     #[test]
