@@ -2,7 +2,11 @@
 //! holds for all of them, so a complaint made from a phone stops the pushes
 //! to the same person's device, whichever identifier names the person.
 
-use nudge::{Ruleset, Session, Status, Timestamp};
+mod support;
+
+use nudge::campaign::CampaignHost;
+use nudge::{Ruleset, Session};
+use support::insert_and_fire;
 
 const RULES: &str = r#"
 event seen { time at: timestamp  a: string  b: string }
@@ -28,38 +32,20 @@ rule push_it {
 }
 "#;
 
-fn ts(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
-
-/// Inserts a fact at its `at` (the clock moved there first) and fires;
-/// returns what became of each decision of `action`: `done` or the reason
-/// it was suppressed.
+/// Inserts a fact and fires; returns what became of each decision of
+/// `action`: `done` or the reason it was suppressed.
 fn insert(
     r: &Ruleset,
-    s: &mut Session<nudge::campaign::CampaignHost>,
+    s: &mut Session<CampaignHost>,
     ty: &str,
     j: serde_json::Value,
     action: &str,
 ) -> Vec<String> {
-    let at = ts(j["at"].as_str().unwrap());
-    if at > s.now() {
-        s.advance_to(at).unwrap();
-    }
-    let (t, v) = r.fact_from_json(ty, &j).unwrap_or_else(|e| panic!("{e}"));
-    s.insert(t, v).unwrap();
-    s.fire().unwrap();
-    let out = s
-        .decisions()
-        .filter(|d| d.action() == action)
-        .map(|d| match d.status() {
-            Status::Done => "done".to_string(),
-            Status::Suppressed(r) => r.to_string(),
-            other => format!("{other:?}"),
-        })
-        .collect();
-    s.clear_decisions();
-    out
+    insert_and_fire(r, s, ty, j)
+        .into_iter()
+        .filter(|(a, _)| a == action)
+        .map(|(_, status)| status)
+        .collect()
 }
 
 #[test]

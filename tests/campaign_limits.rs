@@ -3,7 +3,11 @@
 //! at), not when quiet hours drop it, no channel reaches the user or a
 //! channel cap stops it; a firing counts one touch.
 
-use nudge::{Ruleset, Session, Status, Timestamp};
+mod support;
+
+use nudge::campaign::CampaignHost;
+use nudge::{Ruleset, Session};
+use support::{insert_and_fire, outcomes as taken, ts};
 
 const TYPES: &str = r#"
 event ping { key user_id: string  time at: timestamp  kind: string }
@@ -14,49 +18,16 @@ fn rules(body: &str) -> Ruleset {
     Ruleset::from_str("limits.nudge", &format!("{TYPES}\n{body}")).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn ts(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
-
-/// Inserts a ping at `at` (the clock moved there first) and fires; returns
-/// `(action, status)` of each decision, where status is `done`, the reason of
-/// a suppression, or `deferred <until>`.
+/// Inserts a ping at `at` and fires; returns what became of each decision.
 fn ping(
     r: &Ruleset,
-    s: &mut Session<nudge::campaign::CampaignHost>,
+    s: &mut Session<CampaignHost>,
     user: &str,
     kind: &str,
     at: &str,
 ) -> Vec<(String, String)> {
-    if ts(at) > s.now() {
-        s.advance_to(ts(at)).unwrap();
-    }
-    let (t, v) = r
-        .fact_from_json(
-            "ping",
-            &serde_json::json!({"user_id": user, "at": at, "kind": kind}),
-        )
-        .unwrap();
-    s.insert(t, v).unwrap();
-    s.fire().unwrap();
-    taken(s)
-}
-
-fn taken(s: &mut Session<nudge::campaign::CampaignHost>) -> Vec<(String, String)> {
-    let out = s
-        .decisions()
-        .map(|d| {
-            let status = match d.status() {
-                Status::Done => "done".to_string(),
-                Status::Suppressed(r) => r.to_string(),
-                Status::Deferred(t) => format!("deferred {t}"),
-                Status::Failed(r) => format!("failed {r}"),
-            };
-            (d.action().to_string(), status)
-        })
-        .collect();
-    s.clear_decisions();
-    out
+    let ping = serde_json::json!({"user_id": user, "at": at, "kind": kind});
+    insert_and_fire(r, s, "ping", ping)
 }
 
 fn done(action: &str) -> (String, String) {
@@ -220,14 +191,10 @@ rule hand_out {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let mut s = r.session();
-    let grab = |s: &mut Session<nudge::campaign::CampaignHost>, at: &str| {
+    // A grab has no time of its own: the clock says when it came.
+    let grab = |s: &mut Session<CampaignHost>, at: &str| {
         s.advance_to(ts(at)).unwrap();
-        let (t, v) = r
-            .fact_from_json("grab", &serde_json::json!({"user_id": "u1"}))
-            .unwrap();
-        s.insert(t, v).unwrap();
-        s.fire().unwrap();
-        taken(s)
+        insert_and_fire(&r, s, "grab", serde_json::json!({"user_id": "u1"}))
     };
     assert_eq!(grab(&mut s, "2026-11-23T09:00:00Z"), [done("coupon")]);
     assert_eq!(

@@ -9,8 +9,9 @@
 
 #![allow(dead_code)]
 
+use nudge::campaign::CampaignHost;
 use nudge::replay::{LineError, Replayer};
-use nudge::{Duration, Ruleset, SessionConfig, Timestamp};
+use nudge::{Duration, Ruleset, Session, SessionConfig, Status, Timestamp};
 use serde_json::Value as Json;
 use std::fmt;
 use std::io::BufReader;
@@ -253,4 +254,49 @@ pub fn scenario(id: &str) {
         Duration::ZERO,
         &[],
     );
+}
+
+/// A time written in RFC 3339.
+pub fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// What became of each decision the session holds, as `(action, status)`:
+/// `done`, the reason of a suppression, `deferred <until>` or
+/// `failed <reason>`; the decisions are cleared.
+pub fn outcomes(s: &mut Session<CampaignHost>) -> Vec<(String, String)> {
+    let out = s
+        .decisions()
+        .map(|d| {
+            let status = match d.status() {
+                Status::Done => "done".to_string(),
+                Status::Suppressed(r) => r.to_string(),
+                Status::Deferred(t) => format!("deferred {t}"),
+                Status::Failed(r) => format!("failed {r}"),
+            };
+            (d.action().to_string(), status)
+        })
+        .collect();
+    s.clear_decisions();
+    out
+}
+
+/// Inserts a fact of `ty` given as JSON (the clock moved first to its `at`,
+/// when it has a later one) and fires; returns the [`outcomes`].
+pub fn insert_and_fire(
+    r: &Ruleset,
+    s: &mut Session<CampaignHost>,
+    ty: &str,
+    j: Json,
+) -> Vec<(String, String)> {
+    if let Some(at) = j.get("at").and_then(Json::as_str) {
+        let at = ts(at);
+        if at > s.now() {
+            s.advance_to(at).unwrap();
+        }
+    }
+    let (t, v) = r.fact_from_json(ty, &j).unwrap_or_else(|e| panic!("{e}"));
+    s.insert(t, v).unwrap();
+    s.fire().unwrap();
+    outcomes(s)
 }

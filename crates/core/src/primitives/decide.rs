@@ -449,7 +449,11 @@ impl Primitives {
             memo.firing = req.firing;
             memo.checked.clear();
         }
-        if memo.get(c, user).is_none() {
+        let found = memo
+            .checked
+            .iter()
+            .position(|k| k.campaign == c && k.user == *user);
+        let at = found.unwrap_or_else(|| {
             let decl = &self.decls.campaigns[c];
             let id = req.text("user").unwrap_or(user);
             let audiences = Either {
@@ -472,13 +476,14 @@ impl Primitives {
                 refusal,
                 counted: req.retry || self.campaign_limits[c].is_none(),
             });
-        }
-        let checked = memo.get(c, user)?;
+            memo.checked.len() - 1
+        });
+        let checked = &memo.checked[at];
         if checked.refusal.is_some() || !count || checked.counted {
             return checked.refusal.clone();
         }
         let refusal = self.count_limit(req, env, c, user, req.time);
-        let checked = memo.get(c, user)?;
+        let checked = &mut memo.checked[at];
         checked.counted = refusal.is_none();
         checked.refusal.clone_from(&refusal);
         refusal
